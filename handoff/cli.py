@@ -1,0 +1,175 @@
+"""The `handoff` command: worker, local Kafka, topics, schemas, triggers, demo and replay.
+
+click does the parsing and help text, so each command is a small function over the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from handoff.config import load_settings
+
+
+@click.group()
+def main() -> None:
+    """Decide when the AI customer agent hands a conversation to a human, and to whom."""
+
+
+@main.command()
+def worker() -> None:
+    """Run the stream processor (several may run at once; they share partitions)."""
+    from handoff.worker import run_worker
+
+    run_worker(load_settings())
+
+
+@main.group()
+def kafka() -> None:
+    """A local single-node Apache Kafka (KRaft) for development and tests."""
+
+
+@kafka.command("start")
+@click.option("--port", type=int, default=None, help="listener port (default: a free one)")
+def kafka_start(port: int | None) -> None:
+    """Start it (downloading the jars once) and print the bootstrap address last."""
+    from handoff import localkafka
+
+    click.echo(localkafka.start(port=port))
+
+
+@kafka.command("stop")
+def kafka_stop() -> None:
+    """Stop the local broker."""
+    from handoff import localkafka
+
+    click.echo("stopped" if localkafka.stop() else "not running")
+
+
+@kafka.command("status")
+def kafka_status() -> None:
+    """Print the bootstrap address if the local broker runs; exit 1 otherwise."""
+    from handoff import localkafka
+
+    address = localkafka.status()
+    if address is None:
+        sys.exit(1)
+    click.echo(address)
+
+
+@main.group()
+def topics() -> None:
+    """The contract's topics."""
+
+
+@topics.command("create")
+@click.option("--partitions", type=click.IntRange(1, 1024), default=None)
+@click.option("--replication-factor", type=click.IntRange(1, 16), default=None)
+def topics_create(partitions: int | None, replication_factor: int | None) -> None:
+    """Create missing topics (compacted where the contract says) with the asked settings."""
+    from streams.admin import ensure_topics
+
+    created = asyncio.run(ensure_topics(load_settings(), partitions, replication_factor))
+    for name in created:
+        click.echo(f"created {name}")
+    click.echo(f"{len(created)} topics created")
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="fail if the committed schemas drifted")
+def schemas(check: bool) -> None:
+    """Regenerate the JSON Schema files in schemas/json from the models."""
+    from schemas.generate import drift, write
+
+    if check:
+        stale = drift()
+        if stale:
+            raise click.ClickException("schemas drifted from the models: " + ", ".join(stale))
+        click.echo("schemas match the models")
+    else:
+        write()
+        click.echo("schemas written")
+
+
+@main.command("eval-triggers")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="one JSON object instead of a table")
+@click.option("--predictions", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write each row with its prediction to this CSV")
+def eval_triggers(csv_file: Path, as_json: bool, predictions: Path | None) -> None:
+    """Precision, recall and false positives of the human-request detector on a labelled CSV."""
+    from handoff.triggers.evaluate import evaluate, read_csv, write_predictions
+    from handoff.triggers.human_request import HumanRequestDetector
+
+    detector = HumanRequestDetector.load(load_settings().human_request_dirs)
+    rows = list(read_csv(csv_file))
+    report = evaluate(rows, detector)
+    if predictions is not None:
+        write_predictions(predictions, rows, detector)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.format_table())
+
+
+@main.command()
+@click.option("--seconds", type=float, default=20.0, help="how long to show handoffs")
+@click.option("--keep-kafka", is_flag=True, help="leave the local broker running afterwards")
+def demo(seconds: float, keep_kafka: bool) -> None:
+    """Start a local broker and a worker, send sample multi-channel traffic, print handoffs."""
+    from handoff.demo import run_demo
+
+    sys.exit(run_demo(seconds=seconds, keep_kafka=keep_kafka))
+
+
+@main.group()
+def directory() -> None:
+    """Users, teams, inboxes and help desks."""
+
+
+@directory.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def directory_load(file: Path) -> None:
+    """Publish a directory (and optional workflows) from a YAML file to the directory topic."""
+    from handoff.publish import load_yaml_file, publish_fixture
+
+    counts = asyncio.run(publish_fixture(load_settings(), load_yaml_file(file)))
+    for topic, count in counts.items():
+        click.echo(f"{count} records -> {topic}")
+
+
+@main.group()
+def workflow() -> None:
+    """Ticket-based workflows."""
+
+
+@workflow.command("template")
+@click.argument("name", type=click.Choice(["reassign-by-channel"]))
+@click.option("--account", default="acme", show_default=True)
+@click.option("--workflow-id", default="wf-reassign", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def workflow_template(name: str, account: str, workflow_id: str, out: Path | None) -> None:
+    """Write the "Reassign tickets for customer agent handoff" template as YAML, ready to edit."""
+    from handoff.templates import reassign_by_channel
+
+    text = reassign_by_channel(account, workflow_id)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write {topic, key, value} lines here")
+@click.option("--to-prefix", default=None, help="publish the outputs under this topic prefix")
+def replay(out: Path | None, to_prefix: str | None) -> None:
+    """Re-run the decision core over the sequenced input log from the beginning."""
+    from handoff.replay import run_replay
+
+    if (out is None) == (to_prefix is None):
+        raise click.UsageError("give exactly one of --out FILE.jsonl or --to-prefix P")
+    count = asyncio.run(run_replay(load_settings(), out=out, to_prefix=to_prefix))
+    click.echo(f"{count} output records")

@@ -1,0 +1,206 @@
+"""Routing: which inbox or help desk a handed-off conversation lands in, and who gets it.
+
+Each function returns a `Routed` outcome with the reasoning spelled out, because every
+assignment must say in words why this assignee was chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from handoff.core.availability import agent_unavailable_reason, team_open
+from handoff.core.state import AccountState
+from handoff.core.store import Overlay
+from handoff.triggers.custom import normalize_phrase
+from schemas.common import Channel, Process
+from schemas.inputs import AssignRotate, AssignTeam, Workflow, WorkflowCondition
+from schemas.outputs import Trigger
+from schemas.settings import Assignee, DirectRouting
+
+MessageKind = Literal["available", "unavailable", "unassigned"]
+
+
+@dataclass(slots=True)
+class Routed:
+    assignee: Assignee | None
+    rule: str
+    message: MessageKind
+    candidates: list[str] = field(default_factory=list)
+    # Rotation cursors to advance: key -> next position.
+    rotations: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What routing may condition on: the conversation, the trigger and the time."""
+
+    account_id: str
+    channel: Channel
+    inbox_id: str | None
+    language: str | None
+    trigger: Trigger
+    at: datetime
+
+
+def _label(account: AccountState, kind: str, ident: str) -> str:
+    entry = account.users.get(ident) if kind == "user" else account.teams.get(ident)
+    name = entry.name if entry is not None else ""
+    return f"{name} ({ident})" if name else ident
+
+
+def team_members(account: AccountState, team_id: str) -> list[str]:
+    """Members of a team in directory order, which is the rotation order."""
+    return [u.id for u in account.users.values() if team_id in u.teams]
+
+
+def _expand(account: AccountState, assignees: list[Assignee]) -> list[tuple[str, str | None]]:
+    """Flatten configured users and teams into (user id, via team) without repeats."""
+    seen: set[str] = set()
+    out: list[tuple[str, str | None]] = []
+    for entry in assignees:
+        members = [entry.id] if entry.type == "user" else team_members(account, entry.id)
+        via = None if entry.type == "user" else entry.id
+        for user_id in members:
+            if user_id not in seen:
+                seen.add(user_id)
+                out.append((user_id, via))
+    return out
+
+
+def _ring(start: int, size: int) -> Iterator[int]:
+    for step in range(size):
+        yield (start + step) % size
+
+
+def _first_available(
+    store: Overlay,
+    account: AccountState,
+    pool: list[tuple[str, str | None]],
+    cursor_key: str,
+    at: datetime,
+) -> tuple[str | None, str | None, list[str], dict[str, int]]:
+    """Round robin from the cursor to the first available user; also says who was passed over."""
+    notes: list[str] = []
+    if not pool:
+        return None, None, notes, {}
+    start = store.rotation(cursor_key)
+    for index in _ring(start, len(pool)):
+        user_id, via = pool[index]
+        team = account.teams.get(via) if via is not None else None
+        reason = agent_unavailable_reason(store.agent(user_id))
+        if reason is None and via is not None and (team is None or not team_open(team, at)):
+            reason = f"team {_label(account, 'team', via)} outside business hours"
+            if team is None:
+                reason = f"team {via} not in the directory"
+        if reason is None:
+            notes.append(f"{user_id}: chosen")
+            return user_id, via, notes, {cursor_key: (index + 1) % len(pool)}
+        notes.append(f"{user_id}: {reason}")
+    return None, None, notes, {}
+
+
+def assignee_available(store: Overlay, account: AccountState, entry: Assignee, at: datetime) -> bool:
+    """A user who can take a chat now, or a team that is open with such a member."""
+    if entry.type == "user":
+        return agent_unavailable_reason(store.agent(entry.id)) is None
+    team = account.teams.get(entry.id)
+    if team is None or not team_open(team, at):
+        return False
+    return any(
+        agent_unavailable_reason(store.agent(u)) is None for u in team_members(account, entry.id)
+    )
+
+
+def route_direct(
+    store: Overlay, account: AccountState, routing: DirectRouting, process: Process, facts: Facts
+) -> Routed:
+    """Same users or teams for every issue: live takes the next available, async rotates all."""
+    configured = ", ".join(f"{a.type} {_label(account, a.type, a.id)}" for a in routing.assignees)
+    if process is Process.LIVE:
+        pool = _expand(account, routing.assignees)
+        key = f"{facts.account_id}|direct|live"
+        user_id, via, notes, cursor = _first_available(store, account, pool, key, facts.at)
+        if user_id is None:
+            why = "no assignees are configured" if not pool else "nobody is available"
+            return Routed(None, f"Live handoff: {why} among [{configured}]; left unassigned.",
+                          "unavailable", notes)
+        through = f" of team {_label(account, 'team', via)}" if via else ""
+        rule = (f"Live handoff: {_label(account, 'user', user_id)}{through} is the next available "
+                f"agent in the rotation over [{configured}]")
+        skipped = [n for n in notes if not n.endswith(": chosen")]
+        if skipped:
+            rule += "; passed over " + ", ".join(skipped)
+        return Routed(Assignee(type="user", id=user_id), rule + ".", "available", notes, cursor)
+
+    # Async: the case waits for follow-up, so presence does not matter for who gets it.
+    anyone = any(assignee_available(store, account, a, facts.at) for a in routing.assignees)
+    message: MessageKind = "available" if anyone else "unavailable"
+    if not routing.assignees:
+        return Routed(None, "Asynchronous handoff: no assignees are configured; left unassigned.",
+                      "unavailable")
+    key = f"{facts.account_id}|direct|async"
+    index = store.rotation(key) % len(routing.assignees)
+    chosen = routing.assignees[index]
+    rule = (f"Asynchronous handoff: {chosen.type} {_label(account, chosen.type, chosen.id)} is next "
+            f"in the rotation over [{configured}] (presence is not considered for follow-up)")
+    return Routed(chosen, rule + ".", message, [f"{chosen.id}: chosen"],
+                  {key: (index + 1) % len(routing.assignees)})
+
+
+def _condition_matches(when: WorkflowCondition, facts: Facts) -> bool:
+    if when.channel is not None and facts.channel not in when.channel:
+        return False
+    if when.trigger is not None and facts.trigger.kind not in when.trigger:
+        return False
+    if when.language is not None:
+        language = facts.language or facts.trigger.language
+        if language is None or language.lower() not in {x.lower() for x in when.language}:
+            return False
+    if when.inbox_id is not None and facts.inbox_id not in when.inbox_id:
+        return False
+    if when.phrase is not None:
+        phrase = facts.trigger.phrase
+        if phrase is None or normalize_phrase(phrase) not in {normalize_phrase(p) for p in when.phrase}:
+            return False
+    return True
+
+
+def route_workflow(
+    store: Overlay, account: AccountState, workflow: Workflow | None, workflow_id: str,
+    facts: Facts,
+) -> Routed:
+    """Ticket-based workflow: the first rule whose conditions match assigns the ticket."""
+    if workflow is None:
+        return Routed(None, f"Workflow {workflow_id} does not exist; the ticket is unassigned.",
+                      "unassigned")
+    title = f"Workflow '{workflow.name or workflow.workflow_id}'"
+    for number, rule in enumerate(workflow.rules, start=1):
+        if not _condition_matches(rule.when, facts):
+            continue
+        assign = rule.assign
+        key = f"{facts.account_id}|workflow|{workflow.workflow_id}|{number}"
+        if isinstance(assign, AssignRotate):
+            index = store.rotation(key) % len(assign.rotate)
+            user_id = assign.rotate[index]
+            return Routed(
+                Assignee(type="user", id=user_id),
+                f"{title}, rule {number}: rotates the owner over [{', '.join(assign.rotate)}]; "
+                f"{_label(account, 'user', user_id)} is next.",
+                "available", [f"{user_id}: chosen"], {key: (index + 1) % len(assign.rotate)})
+        if isinstance(assign, AssignTeam):
+            pool = [(u, assign.team) for u in team_members(account, assign.team)]
+            user_id, _, notes, cursor = _first_available(store, account, pool, key, facts.at)
+            team = _label(account, "team", assign.team)
+            if user_id is None:
+                return Routed(None, f"{title}, rule {number}: no member of team {team} is "
+                              "available; the ticket is unassigned.", "unassigned", notes)
+            return Routed(Assignee(type="user", id=user_id),
+                          f"{title}, rule {number}: {_label(account, 'user', user_id)} is the next "
+                          f"available member of team {team}.", "available", notes, cursor)
+        return Routed(Assignee(type="user", id=assign.user),
+                      f"{title}, rule {number}: assigns {_label(account, 'user', assign.user)}.",
+                      "available", [f"{assign.user}: chosen"])
+    return Routed(None, f"{title}: no rule matched; the ticket is unassigned.", "unassigned")

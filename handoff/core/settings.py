@@ -1,0 +1,88 @@
+"""Checking a config request: who may change handoff settings, and whether they make sense.
+
+Every refusal says what to fix, in the editor's terms, because it is shown next to the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from handoff.core.state import AccountState
+from handoff.triggers.custom import normalize_phrase
+from schemas.inputs import ConfigRequest, InboxType
+from schemas.settings import DirectRouting, HandoffConfig, WorkflowRouting
+
+EDIT_PERMISSION = "customer_agent.edit"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+def check_permission(request: ConfigRequest, account: AccountState) -> str | None:
+    """Why the actor may not edit this account's settings, or None when they may."""
+    user = account.users.get(request.actor)
+    if user is None:
+        return f"user {request.actor} is not a user of account {request.account_id}"
+    if EDIT_PERMISSION not in user.permissions:
+        return f"user {request.actor} lacks the {EDIT_PERMISSION} permission"
+    return None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        # Pydantic names the union member it tried ("direct"); the editor knows no such field.
+        if part in ("direct", "workflow", "function-after[_to_utc(), datetime]"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def check_config(raw: dict[str, object], account: AccountState) -> tuple[HandoffConfig | None, list[FieldError]]:
+    """Validate a config against the contract and the account's directory."""
+    try:
+        config = HandoffConfig.model_validate(raw)
+    except ValidationError as exc:
+        return None, [FieldError(_location(e["loc"]), e["msg"]) for e in exc.errors()]
+    errors: list[FieldError] = []
+    phrases: dict[str, str] = {}
+    for index, phrase in enumerate(config.custom_triggers):
+        key = normalize_phrase(phrase)
+        if not key:
+            errors.append(FieldError(f"custom_triggers[{index}]",
+                                     f"'{phrase}' has no letters or digits to match"))
+        phrases.setdefault(key, phrase)
+    routing = config.routing
+    if routing.destination is not None:
+        inbox = account.inboxes.get(routing.destination)
+        if inbox is None:
+            errors.append(FieldError("routing.destination",
+                                     f"inbox or help desk {routing.destination} does not exist "
+                                     f"in account {account.account_id}"))
+        elif isinstance(routing, WorkflowRouting) and inbox.type is not InboxType.HELP_DESK:
+            errors.append(FieldError("routing.destination",
+                                     f"{routing.destination} is an inbox; ticket-based workflows "
+                                     "need a help desk"))
+    if isinstance(routing, WorkflowRouting) and routing.workflow_id not in account.workflows:
+        errors.append(FieldError("routing.workflow_id",
+                                 f"workflow {routing.workflow_id} does not exist in account "
+                                 f"{account.account_id}"))
+    if isinstance(routing, DirectRouting):
+        for index, entry in enumerate(routing.assignees):
+            known = account.users if entry.type == "user" else account.teams
+            if entry.id not in known:
+                errors.append(FieldError(f"routing.assignees[{index}]",
+                                         f"{entry.type} {entry.id} does not exist in account "
+                                         f"{account.account_id}"))
+    if errors:
+        return None, errors
+    # Duplicates after normalisation match the same messages: keep the first spelling only.
+    return config.model_copy(update={"custom_triggers": list(phrases.values())}), []

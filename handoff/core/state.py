@@ -1,0 +1,92 @@
+"""What the decision core remembers between events, per conversation, account and agent.
+
+See docs/state-model.md for the conversation's phases and the transitions between them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.common import Channel, Process, Timestamp
+from schemas.inputs import DirectoryInbox, DirectoryTeam, DirectoryUser, PresenceStatus, Workflow
+from schemas.outputs import Trigger
+from schemas.settings import Assignee, HandoffConfig
+
+# How many input event ids a conversation remembers to drop redelivered duplicates. Connectors
+# retry recent sends; older duplicates than this are not expected on an ordered partition.
+RECENT_EVENT_IDS = 64
+
+
+class State(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Phase(StrEnum):
+    """Who owns the conversation: the customer agent, a human, or nobody (closed)."""
+
+    BOT = "bot"
+    HANDED_OFF = "handed_off"
+    CLOSED = "closed"
+
+
+class ConversationState(State):
+    conversation_id: str
+    account_id: str
+    channel: Channel
+    inbox_id: str | None = None
+    language: str | None = None
+    contact_id: str | None = None
+    phase: Phase = Phase.BOT
+    view: Literal["bot", "assigned", "unassigned"] = "bot"
+    trigger: Trigger | None = None
+    process: Process | None = None
+    handoff_event_id: str | None = None
+    handoff_inbox_id: str | None = None
+    ticket_id: str | None = None
+    assignee: Assignee | None = None
+    config_version: int | None = None
+    handoffs: int = 0
+    last_visitor_text: str = ""
+    last_message_at: Timestamp | None = None
+    recent_event_ids: tuple[str, ...] = ()
+
+
+class AccountSettings(State):
+    """An accepted version of an account's handoff settings (version 0: the defaults)."""
+
+    account_id: str
+    version: int = 0
+    config: HandoffConfig = HandoffConfig()
+    actor: str | None = None
+    event_id: str | None = None
+    occurred_at: Timestamp | None = None
+
+
+class AccountState(State):
+    """Account-wide facts: whether the customer agent is paused, and the directory."""
+
+    account_id: str
+    paused: bool = False
+    users: dict[str, DirectoryUser] = {}
+    teams: dict[str, DirectoryTeam] = {}
+    # Insertion order is kept: the default destination is the account's first inbox.
+    inboxes: dict[str, DirectoryInbox] = {}
+    workflows: dict[str, Workflow] = {}
+
+
+class AgentState(State):
+    """A human agent's presence and the conversations this service assigned to them."""
+
+    user_id: str
+    status: PresenceStatus = PresenceStatus.OFFLINE
+    max_open_conversations: int | None = None
+    presence_at: Timestamp | None = None
+    open_conversations: tuple[str, ...] = ()
+
+    @property
+    def at_capacity(self) -> bool:
+        limit = self.max_open_conversations
+        return limit is not None and len(self.open_conversations) >= limit

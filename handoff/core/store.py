@@ -1,0 +1,133 @@
+"""The core's view of state: typed reads, and the writes a decision asks the shell to make.
+
+The core never writes itself. It returns `Write`s; the Faust shell applies them to tables and
+the replay and test shells to dicts, which is why all of them decide alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from handoff.core.state import AccountSettings, AccountState, AgentState, ConversationState
+from schemas.topics import Topic
+
+
+class Table(StrEnum):
+    CONVERSATIONS = "conversations"
+    SETTINGS = "settings"
+    SETTINGS_HISTORY = "settings-history"
+    ACCOUNTS = "accounts"
+    AGENTS = "agents"
+    ROTATIONS = "rotations"
+
+
+TABLE_MODELS: dict[Table, type[BaseModel] | type[int]] = {
+    Table.CONVERSATIONS: ConversationState,
+    Table.SETTINGS: AccountSettings,
+    Table.SETTINGS_HISTORY: AccountSettings,
+    Table.ACCOUNTS: AccountState,
+    Table.AGENTS: AgentState,
+    Table.ROTATIONS: int,
+}
+
+
+class StateReader(Protocol):
+    """Read access to the tables; `None` when the key was never written."""
+
+    def get(self, table: Table, key: str) -> object | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    table: Table
+    key: str
+    value: BaseModel | int | None  # None deletes the key
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    topic: Topic
+    key: str
+    value: BaseModel
+
+
+@dataclass(slots=True)
+class Decision:
+    """What one input event leads to: records to publish, in order, and state to keep."""
+
+    emits: list[Emit] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+
+
+class Overlay:
+    """A reader that sees a decision's own pending writes first, so later steps read them."""
+
+    __slots__ = ("_base", "_pending")
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._pending: dict[tuple[Table, str], BaseModel | int | None] = {}
+
+    def get(self, table: Table, key: str) -> object | None:
+        hit = self._pending.get((table, key), _MISSING)
+        if hit is not _MISSING:
+            return hit
+        return self._base.get(table, key)
+
+    def put(self, decision: Decision, table: Table, key: str, value: BaseModel | int | None) -> None:
+        self._pending[(table, key)] = value
+        decision.writes.append(Write(table, key, value))
+
+    def conversation(self, key: str) -> ConversationState | None:
+        return _typed(self.get(Table.CONVERSATIONS, key), ConversationState)
+
+    def settings(self, account_id: str) -> AccountSettings:
+        found = _typed(self.get(Table.SETTINGS, account_id), AccountSettings)
+        return found if found is not None else AccountSettings(account_id=account_id)
+
+    def account(self, account_id: str) -> AccountState:
+        found = _typed(self.get(Table.ACCOUNTS, account_id), AccountState)
+        return found if found is not None else AccountState(account_id=account_id)
+
+    def agent(self, user_id: str) -> AgentState:
+        found = _typed(self.get(Table.AGENTS, user_id), AgentState)
+        return found if found is not None else AgentState(user_id=user_id)
+
+    def rotation(self, key: str) -> int:
+        found = self.get(Table.ROTATIONS, key)
+        return found if isinstance(found, int) else 0
+
+
+_MISSING = object()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _typed(value: object | None, model: type[M]) -> M | None:
+    # Values restored from a changelog arrive as plain dicts; live ones are already models.
+    if value is None or isinstance(value, model):
+        return value
+    return model.model_validate(value)
+
+
+class MemoryStore:
+    """A dict-backed store for unit tests, replay and what-if runs."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[Table, str], object] = {}
+
+    def get(self, table: Table, key: str) -> object | None:
+        return self.data.get((table, key))
+
+    def apply(self, writes: list[Write]) -> None:
+        """Apply a decision's writes in order."""
+        for w in writes:
+            if w.value is None:
+                self.data.pop((w.table, w.key), None)
+            else:
+                self.data[(w.table, w.key)] = w.value

@@ -1,0 +1,1 @@
+"""Pydantic models of every topic in the wire contract (docs: ../shared/spec/contract.md)."""

@@ -1,0 +1,1 @@
+"""Topology and wiring: the Faust app, its topics, codecs and tables."""
