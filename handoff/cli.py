@@ -173,3 +173,7 @@ def replay(out: Path | None, to_prefix: str | None) -> None:
         raise click.UsageError("give exactly one of --out FILE.jsonl or --to-prefix P")
     count = asyncio.run(run_replay(load_settings(), out=out, to_prefix=to_prefix))
     click.echo(f"{count} output records")
+
+
+if __name__ == "__main__":
+    main()

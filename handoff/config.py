@@ -16,7 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class WorkerSettings(BaseSettings):
     """Everything the worker and the command line read from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HANDOFF_", env_file=None, extra="ignore",
+                                      populate_by_name=True)
 
     bootstrap_servers: str = Field(
         "localhost:9092",

@@ -42,7 +42,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         key_serializer="raw",
         value_serializer="raw",
-        web_port=settings.web_port,
+        web_port=settings.web_port or 6066,  # Faust refuses 0 even when the web is off
         web_bind=settings.web_host,
         web_enabled=settings.web_port != 0,
         autodiscover=False,

@@ -1,0 +1,72 @@
+"""End to end through a real broker: records in on the input topics, decisions out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from schemas.topics import Topic
+from tests.builders import message
+from tests.kafka_support import Deployment
+
+pytestmark = pytest.mark.kafka
+
+T = "2026-11-26T10:00:00Z"
+
+
+def of(records: list[tuple[str, Any]], topic: Topic, **match: Any) -> list[Any]:
+    return [v for t, v in records if t == topic.value
+            and all(v.get(k) == want for k, want in match.items())]
+
+
+def test_custom_phrase_hands_off_through_the_broker(deployment: Deployment) -> None:
+    account = "acct-phrase"
+    deployment.send(Topic.DIRECTORY,
+                    {"kind": "inbox", "id": "support", "account_id": account, "type": "inbox"},
+                    {"kind": "user", "id": "ed-1", "account_id": account, "name": "Editor",
+                     "teams": [], "permissions": ["customer_agent.edit"]})
+    deployment.send(Topic.CONFIG_REQUESTS, {
+        "event_id": "cfg-1", "account_id": account, "actor": "ed-1", "occurred_at": T,
+        "config": {"custom_triggers": ["refund", "oppsigelse"], "process": "live"}})
+    changes = deployment.read([Topic.CONFIG_CHANGES],
+                              lambda r: bool(of(r, Topic.CONFIG_CHANGES, account_id=account)))
+    assert of(changes, Topic.CONFIG_CHANGES, account_id=account)[0]["accepted"] is True
+
+    deployment.send(Topic.CHAT_MESSAGES,
+                    message("e2e-1", "Hello, what do you sell?", account=account,
+                            conversation="c-e2e-1"),
+                    message("e2e-2", "Jeg vil ha OPPSIGELSE nå", account=account,
+                            conversation="c-e2e-1", channel="whatsapp"))
+    out = deployment.read([Topic.HANDOFF_EVENTS, Topic.CONVERSATION_STATUS],
+                          lambda r: len(of(r, Topic.CONVERSATION_STATUS,
+                                           conversation_id="c-e2e-1")) >= 1)
+    handoffs = of(out, Topic.HANDOFF_EVENTS, conversation_id="c-e2e-1")
+    assert len(handoffs) == 1
+    assert handoffs[0]["trigger"] == {"kind": "custom_phrase", "phrase": "oppsigelse",
+                                      "message_event_id": "e2e-2", "language": None}
+    assert (handoffs[0]["config_version"], handoffs[0]["handed_off"]) == (1, True)
+    assert handoffs[0]["occurred_at"] == T
+
+
+def test_a_bad_record_goes_to_deadletter_and_the_next_one_is_processed(
+        deployment: Deployment) -> None:
+    account = "acct-dlq"
+    bad = message("dlq-1", "I want to talk to a human", account=account)
+    del bad["conversation_id"]
+    deployment.send(Topic.CHAT_MESSAGES, bad, key="c-dlq-1")
+    deployment.send(Topic.CHAT_MESSAGES, b"\xff not json", key="c-dlq-1")
+    deployment.send(Topic.CHAT_MESSAGES, message("dlq-2", "I want to talk to a human",
+                                                 account=account, conversation="c-dlq-1"))
+    out = deployment.read(
+        [Topic.DEADLETTER, Topic.HANDOFF_EVENTS],
+        lambda r: len(of(r, Topic.DEADLETTER)) >= 2
+        and bool(of(r, Topic.HANDOFF_EVENTS, conversation_id="c-dlq-1")))
+    letters = of(out, Topic.DEADLETTER)
+    missing = [d for d in letters if "conversation_id" in d["error"]]
+    assert missing and "Field required" in missing[0]["error"]
+    assert missing[0]["source_topic"] == "chat.messages"
+    assert '"event_id":"dlq-1"' in missing[0]["payload"]
+    assert any(d["payload_encoding"] == "base64" for d in letters)
+    handoffs = of(out, Topic.HANDOFF_EVENTS, conversation_id="c-dlq-1")
+    assert [h["trigger"]["kind"] for h in handoffs] == ["human_requested"]
