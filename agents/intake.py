@@ -106,17 +106,10 @@ def register(t: Topology) -> None:
         except ValidationError as exc:
             raise Rejected(describe(exc)) from None
 
-    def intake(topic: Topic, handle: Callable[[EventT[Any, Any]], Awaitable[None]],
-               channel: Any = None) -> None:
-        async def run(stream: Any) -> AsyncIterator[None]:
-            async for event in stream.events():
-                try:
-                    await handle(event)
-                except Rejected as exc:
-                    await reject(topic, event, str(exc))
-                yield None
+    handlers: dict[str, tuple[Topic, Callable[[EventT[Any, Any]], Awaitable[None]]]] = {}
 
-        t.app.agent(channel or t.topics[topic], name=f"intake-{topic.value}")(run)
+    def intake(topic: Topic, handle: Callable[[EventT[Any, Any]], Awaitable[None]]) -> None:
+        handlers[settings.topic(topic)] = (topic, handle)
 
     for topic, model in _ACCOUNT_RECORDS.items():
         def handler(topic: Topic = topic, model: type[BaseModel] = model
@@ -181,13 +174,9 @@ def register(t: Topology) -> None:
     intake(Topic.WORKFLOWS, on_workflow)
 
     # Presence carries no account. The directory's user records are re-keyed by user id onto
-    # a topic co-partitioned with agent.presence, so one agent sees both and can resolve it.
+    # a topic co-partitioned with agent.presence, so the same partition sees both.
     user_accounts = t.lookups["user-accounts"]
     pending = t.lookups["pending-presence"]
-    presence_and_users = t.app.topic(
-        settings.topic(Topic.AGENT_PRESENCE), settings.topic(Topic.USER_ACCOUNTS),
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
     async def send_presence(account_id: str, presence: Presence, origin: Origin) -> None:
         await forward(account_id, dumps(SequencedPresence(
             source="agent.presence", account_id=account_id, origin=origin, record=presence)))
@@ -215,4 +204,22 @@ def register(t: Topology) -> None:
             return
         await send_presence(account_id, presence, origin)
 
-    intake(Topic.AGENT_PRESENCE, on_presence, channel=presence_and_users)
+    intake(Topic.AGENT_PRESENCE, on_presence)
+    intake(Topic.USER_ACCOUNTS, on_presence)
+
+    # One agent over every input topic: records are sequenced in the order the consumer
+    # delivers them, so a record sent after another was acknowledged (say a config request
+    # after the directory it names) is decided after it, across topics. Faust co-partitions
+    # the topics of one agent, which also puts a user's presence and directory on one worker.
+    async def run(stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            topic, handle = handlers[event.message.topic]
+            try:
+                await handle(event)
+            except Rejected as exc:
+                await reject(topic, event, str(exc))
+            yield None
+
+    channel = t.app.topic(*handlers, key_type=bytes, value_type=bytes,
+                          key_serializer="raw", value_serializer="raw")
+    t.app.agent(channel, name="intake")(run)

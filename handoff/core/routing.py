@@ -48,7 +48,7 @@ class Facts:
 def _label(account: AccountState, kind: str, ident: str) -> str:
     entry = account.users.get(ident) if kind == "user" else account.teams.get(ident)
     name = entry.name if entry is not None else ""
-    return f"{name} ({ident})" if name else ident
+    return f"{name} ({ident})" if name and name != ident else ident
 
 
 def team_members(account: AccountState, team_id: str) -> list[str]:
@@ -195,8 +195,9 @@ def route_workflow(
             user_id, _, notes, cursor = _first_available(store, account, pool, key, facts.at)
             team = _label(account, "team", assign.team)
             if user_id is None:
+                why = "; ".join(notes) or "the team has no members"
                 return Routed(None, f"{title}, rule {number}: no member of team {team} is "
-                              "available; the ticket is unassigned.", "unassigned", notes)
+                              f"available ({why}); the ticket is unassigned.", "unassigned", notes)
             return Routed(Assignee(type="user", id=user_id),
                           f"{title}, rule {number}: {_label(account, 'user', user_id)} is the next "
                           f"available member of team {team}.", "available", notes, cursor)
