@@ -37,5 +37,5 @@ def dead_letter(source_topic: str, partition: int, offset: int, timestamp: float
     return DeadLetter(
         event_id=derive_id("deadletter", source_topic, str(partition), str(offset)),
         source_topic=source_topic, partition=partition, offset=offset, error=error,
-        payload=payload, payload_encoding=encoding,  # type: ignore[arg-type]
+        payload=payload, payload_encoding=encoding,
         occurred_at=at)

@@ -23,7 +23,6 @@ from schemas.inputs import (
     ConfigRequest,
     ConversationUpdate,
     DirectoryEntry,
-    DirectoryUser,
     Presence,
     Workflow,
 )
@@ -39,6 +38,7 @@ from streams.app import Topology
 from streams.codecs import dumps
 
 log = logging.getLogger(__name__)
+Event = EventT[Any]
 M = TypeVar("M")
 
 _directory_entry: TypeAdapter[Any] = TypeAdapter(DirectoryEntry)
@@ -56,16 +56,16 @@ class Rejected(Exception):
     """A record that goes to the dead letter topic; the message is the reason."""
 
 
-def _time(event: EventT[Any, Any]) -> datetime:
+def _time(event: Event) -> datetime:
     return datetime.fromtimestamp(event.message.timestamp or 0.0, tz=UTC)
 
 
-def _origin(topic: Topic, event: EventT[Any, Any]) -> Origin:
+def _origin(topic: Topic, event: Event) -> Origin:
     return Origin(topic=topic.value, partition=event.message.partition,
                   offset=event.message.offset)
 
 
-def _key(event: EventT[Any, Any]) -> str | None:
+def _key(event: Event) -> str | None:
     key = event.key
     return key.decode("utf-8", "replace") if isinstance(key, bytes) else key
 
@@ -87,7 +87,7 @@ def register(t: Topology) -> None:
     async def forward(account_id: str, body: bytes) -> None:
         await account_events.send(key=account_id.encode(), value=body)
 
-    async def reject(topic: Topic, event: EventT[Any, Any], reason: str) -> None:
+    async def reject(topic: Topic, event: Event, reason: str) -> None:
         message = event.message
         log.warning("dead-lettered %s[%s]@%s: %s", topic.value, message.partition,
                     message.offset, reason)
@@ -106,15 +106,15 @@ def register(t: Topology) -> None:
         except ValidationError as exc:
             raise Rejected(describe(exc)) from None
 
-    handlers: dict[str, tuple[Topic, Callable[[EventT[Any, Any]], Awaitable[None]]]] = {}
+    handlers: dict[str, tuple[Topic, Callable[[Event], Awaitable[None]]]] = {}
 
-    def intake(topic: Topic, handle: Callable[[EventT[Any, Any]], Awaitable[None]]) -> None:
+    def intake(topic: Topic, handle: Callable[[Event], Awaitable[None]]) -> None:
         handlers[settings.topic(topic)] = (topic, handle)
 
     for topic, model in _ACCOUNT_RECORDS.items():
         def handler(topic: Topic = topic, model: type[BaseModel] = model
-                    ) -> Callable[[EventT[Any, Any]], Awaitable[None]]:
-            async def handle(event: EventT[Any, Any]) -> None:
+                    ) -> Callable[[Event], Awaitable[None]]:
+            async def handle(event: Event) -> None:
                 value = event.value
                 record = parse(topic, value, lambda v: model.model_validate_json(v, strict=True))
                 account_id: str = record.account_id  # type: ignore[attr-defined]
@@ -126,7 +126,7 @@ def register(t: Topology) -> None:
     directory_accounts = t.lookups["directory-accounts"]
     user_accounts_topic = t.topics[Topic.USER_ACCOUNTS]
 
-    async def on_directory(event: EventT[Any, Any]) -> None:
+    async def on_directory(event: Event) -> None:
         key = _key(event)
         if event.value is None:  # a tombstone: the entry was deleted
             account_id = directory_accounts.get(key) if key else None
@@ -153,7 +153,7 @@ def register(t: Topology) -> None:
 
     workflow_accounts = t.lookups["workflow-accounts"]
 
-    async def on_workflow(event: EventT[Any, Any]) -> None:
+    async def on_workflow(event: Event) -> None:
         key = _key(event)
         workflow: Workflow | None = None
         if event.value is None:
@@ -181,7 +181,7 @@ def register(t: Topology) -> None:
         await forward(account_id, dumps(SequencedPresence(
             source="agent.presence", account_id=account_id, origin=origin, record=presence)))
 
-    async def on_presence(event: EventT[Any, Any]) -> None:
+    async def on_presence(event: Event) -> None:
         if event.message.topic == settings.topic(Topic.USER_ACCOUNTS):
             mapping = UserAccount.model_validate_json(event.value)
             if mapping.account_id is None:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from schemas.common import Record, Timestamp
 from schemas.inputs import (
     AgentControl,
     ChatMessage,
@@ -19,7 +20,6 @@ from schemas.inputs import (
     Presence,
     Workflow,
 )
-from schemas.common import Record, Timestamp
 
 
 class Origin(Record):

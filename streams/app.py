@@ -57,7 +57,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
 
 def _table(app: faust.App, name: str, partitions: int) -> Any:
-    table = app.Table(name, default=None, partitions=partitions)
+    table: Any = app.Table(name, default=None, partitions=partitions)
     # Faust picks serializers from key/value types only; ours are pydantic models, so set the
     # codec directly (before the store and changelog topic are made, which happens lazily).
     # orjson keys too: raw keys would come back from the changelog as bytes.

@@ -187,7 +187,7 @@ class Engine:
         text = getattr(config.messages, routed.message)
         decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, ChatOutbound(
             event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
-            channel=conv.channel, kind=_OUTBOUND_KIND[routed.message], text=text,  # type: ignore[arg-type]
+            channel=conv.channel, kind=_OUTBOUND_KIND[routed.message], text=text,
             occurred_at=at)))
 
         closes = (routed.assignee is None and ticket_id is not None
@@ -227,7 +227,7 @@ class Engine:
         decision.emits.append(Emit(Topic.CONVERSATION_STATUS, conv.conversation_id,
                                    ConversationStatus(
             event_id=derive_id("status", conv.account_id, conv.conversation_id, cause_event_id),
-            conversation_id=conv.conversation_id, status=status, view=view,  # type: ignore[arg-type]
+            conversation_id=conv.conversation_id, status=status, view=view,
             occurred_at=at, account_id=conv.account_id)))
 
     def _conversation_update(self, store: Overlay, event: SequencedConversationUpdate,
@@ -269,7 +269,9 @@ class Engine:
         entry = event.record
         users, teams, inboxes = dict(account.users), dict(account.teams), dict(account.inboxes)
         if entry is None:
-            {"user": users, "team": teams, "inbox": inboxes}.get(kind, {}).pop(ident, None)
+            users.pop(ident, None) if kind == "user" else None
+            teams.pop(ident, None) if kind == "team" else None
+            inboxes.pop(ident, None) if kind == "inbox" else None
         elif isinstance(entry, DirectoryUser):
             users[entry.id] = entry
         elif isinstance(entry, DirectoryTeam):

@@ -191,15 +191,16 @@ def route_workflow(
                 f"{_label(account, 'user', user_id)} is next.",
                 "available", [f"{user_id}: chosen"], {key: (index + 1) % len(assign.rotate)})
         if isinstance(assign, AssignTeam):
-            pool = [(u, assign.team) for u in team_members(account, assign.team)]
-            user_id, _, notes, cursor = _first_available(store, account, pool, key, facts.at)
+            pool: list[tuple[str, str | None]] = [
+                (u, assign.team) for u in team_members(account, assign.team)]
+            found, _, notes, cursor = _first_available(store, account, pool, key, facts.at)
             team = _label(account, "team", assign.team)
-            if user_id is None:
+            if found is None:
                 why = "; ".join(notes) or "the team has no members"
                 return Routed(None, f"{title}, rule {number}: no member of team {team} is "
                               f"available ({why}); the ticket is unassigned.", "unassigned", notes)
-            return Routed(Assignee(type="user", id=user_id),
-                          f"{title}, rule {number}: {_label(account, 'user', user_id)} is the next "
+            return Routed(Assignee(type="user", id=found),
+                          f"{title}, rule {number}: {_label(account, 'user', found)} is the next "
                           f"available member of team {team}.", "available", notes, cursor)
         return Routed(Assignee(type="user", id=assign.user),
                       f"{title}, rule {number}: assigns {_label(account, 'user', assign.user)}.",

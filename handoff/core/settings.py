@@ -46,7 +46,8 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def check_config(raw: dict[str, object], account: AccountState) -> tuple[HandoffConfig | None, list[FieldError]]:
+def check_config(raw: dict[str, object], account: AccountState
+                 ) -> tuple[HandoffConfig | None, list[FieldError]]:
     """Validate a config against the contract and the account's directory."""
     try:
         config = HandoffConfig.model_validate(raw)
