@@ -7,7 +7,9 @@ account is what lets rotations, capacity and settings be decided in one place, a
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from faust.types import EventT
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agents.deadletter import dead_letter, describe
+from agents.holdback import Held, HoldBack
 from schemas.inputs import (
     AgentControl,
     ChatMessage,
@@ -84,8 +87,17 @@ def register(t: Topology) -> None:
     account_events = t.topics[Topic.ACCOUNT_EVENTS]
     deadletter = t.topics[Topic.DEADLETTER]
 
-    async def forward(account_id: str, body: bytes) -> None:
-        await account_events.send(key=account_id.encode(), value=body)
+    holdback = HoldBack(settings.sequencing_window_ms)
+    forwarded: set[int] = set()  # ids of events whose acknowledgement waits for a release
+
+    def forward(event: Event, account_id: str, body: bytes, timestamp: float | None = None
+                ) -> None:
+        """Queue a sequenced record; it is sent, and `event` acknowledged, when released."""
+        message = event.message
+        at = timestamp if timestamp is not None else (message.timestamp or 0.0)
+        holdback.push(message.tp, Held(int(at * 1000), key=account_id.encode(), value=body,
+                                       event=event))
+        forwarded.add(id(event))
 
     async def reject(topic: Topic, event: Event, reason: str) -> None:
         message = event.message
@@ -118,12 +130,15 @@ def register(t: Topology) -> None:
                 value = event.value
                 record = parse(topic, value, lambda v: model.model_validate_json(v, strict=True))
                 account_id: str = record.account_id  # type: ignore[attr-defined]
-                await forward(account_id, envelope(topic, account_id, _origin(topic, event), value))
+                forward(event, account_id, envelope(topic, account_id, _origin(topic, event), value))
             return handle
 
         intake(topic, handler())
 
     directory_accounts = t.lookups["directory-accounts"]
+    # The mapping topic takes a produce-and-fetch round trip; a presence record sent right after
+    # its user's directory entry would otherwise wait for it and be sequenced late.
+    local_user_accounts: dict[str, str] = {}
     user_accounts_topic = t.topics[Topic.USER_ACCOUNTS]
 
     async def on_directory(event: Event) -> None:
@@ -143,9 +158,15 @@ def register(t: Topology) -> None:
         assert key is not None
         kind, _, ident = key.partition(":")
         if kind == "user":
+            # Known at once on this worker; other workers learn it from the mapping topic.
+            if entry is None:
+                local_user_accounts.pop(ident, None)
+            else:
+                local_user_accounts[ident] = account_id
+                release_pending_presence(ident, account_id)
             mapping = UserAccount(user_id=ident, account_id=account_id if entry else None)
             await user_accounts_topic.send(key=ident.encode(), value=dumps(mapping))
-        await forward(account_id, dumps(SequencedDirectory(
+        forward(event, account_id, dumps(SequencedDirectory(
             source="directory", account_id=account_id, origin=_origin(Topic.DIRECTORY, event),
             key=key, record=entry, occurred_at=_time(event))))
 
@@ -167,7 +188,7 @@ def register(t: Topology) -> None:
             key, account_id = workflow.workflow_id, workflow.account_id
             workflow_accounts[key] = account_id
         assert key is not None
-        await forward(account_id, dumps(SequencedWorkflow(
+        forward(event, account_id, dumps(SequencedWorkflow(
             source="workflows", account_id=account_id, origin=_origin(Topic.WORKFLOWS, event),
             workflow_id=key, record=workflow, occurred_at=_time(event))))
 
@@ -177,9 +198,31 @@ def register(t: Topology) -> None:
     # a topic co-partitioned with agent.presence, so the same partition sees both.
     user_accounts = t.lookups["user-accounts"]
     pending = t.lookups["pending-presence"]
-    async def send_presence(account_id: str, presence: Presence, origin: Origin) -> None:
-        await forward(account_id, dumps(SequencedPresence(
-            source="agent.presence", account_id=account_id, origin=origin, record=presence)))
+    def send_presence(event: Event, account_id: str, presence: Presence, origin: Origin,
+                      sent: float | None) -> None:
+        # Sequenced at the time the presence record was produced (not its payload time, which
+        # could lie in the future), so it sorts before messages produced after it.
+        forward(event, account_id, dumps(SequencedPresence(
+            source="agent.presence", account_id=account_id, origin=origin, record=presence)),
+            timestamp=sent)
+
+    # Presence that waits for its user, forwarded by this worker as soon as the user's directory
+    # entry is read: user id -> origin offset. The pending record itself is removed only when
+    # the mapping arrives on the presence partition, so a crash in between loses nothing.
+    released_early: dict[str, int] = {}
+
+    def release_pending_presence(user_id: str, account_id: str) -> None:
+        waiting = pending.get(user_id)
+        if waiting is None:
+            return
+        origin = Origin.model_validate(waiting["origin"])
+        body = dumps(SequencedPresence(source="agent.presence", account_id=account_id,
+                                       origin=origin,
+                                       record=Presence.model_validate(waiting["record"])))
+        holdback.push(("pending-presence", user_id),
+                      Held(int((waiting.get("sent") or 0.0) * 1000), key=account_id.encode(),
+                           value=body))
+        released_early[user_id] = origin.offset
 
     async def on_presence(event: Event) -> None:
         if event.message.topic == settings.topic(Topic.USER_ACCOUNTS):
@@ -191,34 +234,75 @@ def register(t: Topology) -> None:
             waiting = pending.get(mapping.user_id)
             if waiting is not None:
                 del pending[mapping.user_id]
-                await send_presence(mapping.account_id, Presence.model_validate(waiting["record"]),
-                                    Origin.model_validate(waiting["origin"]))
+                early = released_early.pop(mapping.user_id, None)
+                if early == Origin.model_validate(waiting["origin"]).offset:
+                    return
+                send_presence(event, mapping.account_id, Presence.model_validate(waiting["record"]),
+                              Origin.model_validate(waiting["origin"]), waiting.get("sent"))
             return
         presence = parse(Topic.AGENT_PRESENCE, event.value,
                          lambda v: Presence.model_validate_json(v, strict=True))
         origin = _origin(Topic.AGENT_PRESENCE, event)
-        account_id = user_accounts.get(presence.user_id)
+        account_id = user_accounts.get(presence.user_id) or local_user_accounts.get(presence.user_id)
         if account_id is None:
             # Not in the directory yet: keep the latest status until the user appears.
-            pending[presence.user_id] = {"record": presence, "origin": origin}
+            pending[presence.user_id] = {"record": presence, "origin": origin,
+                                         "sent": event.message.timestamp}
             return
-        await send_presence(account_id, presence, origin)
+        send_presence(event, account_id, presence, origin, None)
 
     intake(Topic.AGENT_PRESENCE, on_presence)
     intake(Topic.USER_ACCOUNTS, on_presence)
 
-    # One agent over every input topic: records are sequenced in the order the consumer
-    # delivers them, so a record sent after another was acknowledged (say a config request
-    # after the directory it names) is decided after it, across topics. Faust co-partitions
-    # the topics of one agent, which also puts a user's presence and directory on one worker.
+    consumer = t.app.consumer
+    received: dict[Any, int] = {}  # source partition -> next offset this agent has not seen
+
+    def lagging() -> list[Any]:
+        """Intake partitions not yet read up to their high watermark (as last fetched)."""
+        behind = []
+        for tp in consumer.assignment():
+            if tp.topic not in handlers:
+                continue
+            # Faust's committed offset counts what earlier runs read (Kafka's "next to read").
+            committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+            seen = max(received.get(tp, 0), committed or 0)
+            highwater = consumer.highwater(tp)
+            if highwater is None or seen < highwater:
+                behind.append(tp)
+        return behind
+
+    async def release(stream: Any) -> None:
+        # The only sender to the account log, so records leave in the order `due` gives.
+        while True:
+            for held in holdback.due(int(time.time() * 1000), lagging()):
+                await account_events.send(key=held.key, value=held.value)
+                if held.event is not None:
+                    forwarded.discard(id(held.event))
+                    await stream.ack(held.event)
+            await asyncio.sleep(0.002)
+
+    # One agent over every input topic. Faust co-partitions the topics of one agent, which puts
+    # a user's presence and directory entry on one worker; the hold-back merge (holdback.py)
+    # forwards them in timestamp order. Acknowledgement is manual: an input is acknowledged
+    # only once what it forwards is sent, so a crash never loses a held record.
     async def run(stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            topic, handle = handlers[event.message.topic]
-            try:
-                await handle(event)
-            except Rejected as exc:
-                await reject(topic, event, str(exc))
-            yield None
+        manual = stream.noack()
+        releaser = asyncio.ensure_future(release(manual))
+        try:
+            async for event in manual.events():
+                if releaser.done():
+                    releaser.result()  # re-raise what stopped it: never sequence silently stuck
+                topic, handle = handlers[event.message.topic]
+                received[event.message.tp] = event.message.offset + 1
+                try:
+                    await handle(event)
+                except Rejected as exc:
+                    await reject(topic, event, str(exc))
+                if id(event) not in forwarded:
+                    await manual.ack(event)
+                yield None
+        finally:
+            releaser.cancel()
 
     channel = t.app.topic(*handlers, key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")

@@ -40,6 +40,10 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Path(".handoff-data")
     web_port: int = Field(6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
+    sequencing_window_ms: int = Field(
+        1_000, ge=0, le=60_000,
+        description="longest intake waits for a lagging input partition before forwarding "
+                    "younger records (the cross-topic ordering bound)")
     max_record_bytes: int = Field(262_144, ge=1_024, le=16 * 1024 * 1024,
                                   description="larger input records go to the dead letter topic")
     human_request_dirs: list[Path] = Field(

@@ -1,0 +1,74 @@
+"""Hold-back sequencing: forward records across topics in timestamp order, not arrival order.
+
+Kafka orders records within a partition only. A directory entry and the settings naming it,
+or a presence change and the next message, sit on different partitions and reach the consumer
+in whatever order fetches return them. Like Kafka Streams' timestamp synchronisation, the
+intake keeps a FIFO per source partition and releases the oldest head first, but only while
+no other partition may still deliver something older: every partition with nothing queued
+must have been read up to its high watermark. A partition that stays behind longer than the
+maximum wait (HANDOFF_SEQUENCING_WINDOW_MS) is not waited for any more, so nothing stalls.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+_sequence = count()
+
+
+@dataclass(order=True, slots=True)
+class Held:
+    timestamp_ms: int
+    seq: int = field(default_factory=lambda: next(_sequence))
+    key: bytes = field(default=b"", compare=False)
+    value: bytes = field(default=b"", compare=False)
+    # The input event to acknowledge once this record is forwarded (None: nothing to ack).
+    event: Any = field(default=None, compare=False)
+
+
+class HoldBack:
+    """Per-source FIFO queues, released oldest head first when nothing older can still come."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self._queues: dict[Hashable, deque[Held]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def push(self, source: Hashable, held: Held) -> None:
+        """Queue a record behind the earlier records of the same source partition."""
+        queue = self._queues.get(source)
+        if queue is None:
+            queue = self._queues[source] = deque()
+        queue.append(held)
+
+    def due(self, now_ms: int, lagging: Iterable[Hashable] = ()) -> list[Held]:
+        """Records to forward now, oldest head first.
+
+        `lagging` are the sources not yet read up to their high watermark: while one of them has
+        nothing queued it may still deliver an older record, so heads younger than the maximum
+        wait are held back.
+        """
+        out: list[Held] = []
+        limit = now_ms - self.window_ms
+        behind = list(lagging)
+        while True:
+            head: Held | None = None
+            head_queue: deque[Held] | None = None
+            for queue in self._queues.values():
+                if queue and (head is None or queue[0] < head):
+                    head, head_queue = queue[0], queue
+            if head is None or head_queue is None:
+                return out
+            if head.timestamp_ms > limit and any(not self._queues.get(s) for s in behind):
+                return out
+            out.append(head_queue.popleft())
+
+    def drop(self, source: Hashable) -> list[Held]:
+        """Forget a source's held records (its partition was revoked); returns them."""
+        return list(self._queues.pop(source, ()))
