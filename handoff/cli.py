@@ -175,5 +175,8 @@ def replay(out: Path | None, to_prefix: str | None) -> None:
     click.echo(f"{count} output records")
 
 
+# Command groups that live in their own modules register here, one line each.
+
+
 if __name__ == "__main__":
     main()

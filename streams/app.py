@@ -86,6 +86,8 @@ def build(settings: WorkerSettings, *, agents: bool = True) -> Topology:
         topology.lookups[lookup] = _table(app, lookup, settings.partitions)
     if agents:
         from agents import register
+        from streams.web import register_web
 
         register(topology)
+        register_web(topology)
     return topology

@@ -1,0 +1,10 @@
+"""The worker's web server (Faust's own): each feature registers its pages here."""
+
+from __future__ import annotations
+
+from streams.app import Topology
+
+
+def register_web(topology: Topology) -> None:
+    """Attach every page and endpoint of the service to the topology's app."""
+    # Operations (metrics, health) and the settings API register themselves here, one call each.
