@@ -5,8 +5,9 @@ or a presence change and the next message, sit on different partitions and reach
 in whatever order fetches return them. Like Kafka Streams' timestamp synchronisation, the
 intake keeps a FIFO per source partition and releases the oldest head first, but only while
 no other partition may still deliver something older: every partition with nothing queued
-must have been read up to its high watermark. A partition that stays behind longer than the
-maximum wait (HANDOFF_SEQUENCING_WINDOW_MS) is not waited for any more, so nothing stalls.
+must have been read up to its high watermark, and the head must be a few milliseconds old
+(HANDOFF_SEQUENCING_HOLD_MS). A partition that stays behind longer than the maximum wait
+(HANDOFF_SEQUENCING_WINDOW_MS) is not waited for any more, so nothing stalls.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ class Held:
 class HoldBack:
     """Per-source FIFO queues, released oldest head first when nothing older can still come."""
 
-    def __init__(self, window_ms: int) -> None:
+    def __init__(self, window_ms: int, min_hold_ms: int = 0) -> None:
         self.window_ms = window_ms
+        # Records sent together without waiting for acknowledgements can be appended in
+        # another order than they were stamped; a short hold lets the stamps decide.
+        self.min_hold_ms = min(min_hold_ms, window_ms)
         self._queues: dict[Hashable, deque[Held]] = {}
 
     def __len__(self) -> int:
@@ -65,7 +69,9 @@ class HoldBack:
                     head, head_queue = queue[0], queue
             if head is None or head_queue is None:
                 return out
-            if head.timestamp_ms > limit and any(not self._queues.get(s) for s in behind):
+            if head.timestamp_ms > limit and (
+                    head.timestamp_ms > now_ms - self.min_hold_ms
+                    or any(not self._queues.get(s) for s in behind)):
                 return out
             out.append(head_queue.popleft())
 

@@ -87,7 +87,7 @@ def register(t: Topology) -> None:
     account_events = t.topics[Topic.ACCOUNT_EVENTS]
     deadletter = t.topics[Topic.DEADLETTER]
 
-    holdback = HoldBack(settings.sequencing_window_ms)
+    holdback = HoldBack(settings.sequencing_window_ms, settings.sequencing_hold_ms)
     forwarded: set[int] = set()  # ids of events whose acknowledgement waits for a release
 
     def forward(event: Event, account_id: str, body: bytes, timestamp: float | None = None

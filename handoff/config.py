@@ -44,6 +44,10 @@ class WorkerSettings(BaseSettings):
         1_000, ge=0, le=60_000,
         description="longest intake waits for a lagging input partition before forwarding "
                     "younger records (the cross-topic ordering bound)")
+    sequencing_hold_ms: int = Field(
+        20, ge=0, le=10_000,
+        description="shortest time intake holds a record, so records sent together without "
+                    "waiting for acknowledgements are still forwarded in timestamp order")
     max_record_bytes: int = Field(262_144, ge=1_024, le=16 * 1024 * 1024,
                                   description="larger input records go to the dead letter topic")
     human_request_dirs: list[Path] = Field(

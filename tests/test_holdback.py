@@ -53,3 +53,11 @@ def test_equal_timestamps_keep_arrival_order_and_drop_forgets_a_source() -> None
     hb.push("c", Held(1, value=b"c1"))
     assert values(hb.drop("b")) == [b"b1"]
     assert values(hb.due(now_ms=1)) == [b"a1", b"c1"]
+
+
+def test_a_minimum_hold_lets_a_late_appended_older_record_go_first() -> None:
+    hb = HoldBack(window_ms=1_000, min_hold_ms=20)
+    hb.push("config-0", Held(1_005, value=b"config"))
+    assert hb.due(now_ms=1_010) == []
+    hb.push("directory-0", Held(1_001, value=b"directory"))
+    assert values(hb.due(now_ms=1_030)) == [b"directory", b"config"]

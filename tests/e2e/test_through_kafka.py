@@ -98,3 +98,22 @@ def test_replay_reproduces_the_live_outputs(deployment: Deployment, tmp_path: Pa
 
 def orjson_key(topic: str, value: Any) -> bytes:
     return topic.encode() + orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def test_directory_load_publishes_the_sample_team_and_settings(deployment: Deployment) -> None:
+    """`handoff directory load` with the demo's file: the editor's settings are accepted."""
+    from click.testing import CliRunner
+
+    from handoff.cli import main
+
+    result = CliRunner().invoke(main, ["directory", "load", "deploy/demo/setup.yaml"],
+                                env={"KAFKA_BOOTSTRAP_SERVERS": deployment.settings.bootstrap_servers,
+                                     "HANDOFF_TOPIC_PREFIX": deployment.prefix})
+    assert result.exit_code == 0, result.output
+    assert "9 records -> directory" in result.output
+    changes = deployment.read([Topic.CONFIG_CHANGES],
+                              lambda r: len(of(r, Topic.CONFIG_CHANGES, account_id="acme")) >= 2)
+    outcome = {c["event_id"]: c for c in of(changes, Topic.CONFIG_CHANGES, account_id="acme")}
+    by_actor = {c["actor"]: (c["accepted"], c["reason"]) for c in outcome.values()}
+    assert by_actor["u-lars"] == (False, "user u-lars lacks the customer_agent.edit permission")
+    assert by_actor["u-editor"] == (True, None)
