@@ -1,0 +1,280 @@
+"""Parser and expander for human-request pattern files.
+
+File format (UTF-8, one pattern per line; the language is the file stem):
+
+    # comment; "#" starts a comment anywhere on a line
+    @who = human | person | agent          macro: named list of alternatives
+    talk to {a|an|} {@who}                 positive pattern, whole words, anywhere
+    talk to [a] real person                "[x]" is shorthand for "{x|}"
+    = agent [please]                       "=": must be the whole message
+    ! are you {a|an} {@who}                "!": veto, cancels positives it overlaps
+    !! phone number                        "!!": veto, cancels the whole message
+    {@verb} me to + [a|the] + {@who}       " + ": the next piece must follow directly
+    ~ human person someone                 words that also match with one typo
+
+Braces nest, "{@name}" (or an alternative "@name") splices a macro, and an
+empty alternative makes a slot optional.  Every expansion is passed through
+`normalize`, so case, accents and punctuation in a pattern do not matter.
+
+Slots multiply: "{10 verbs} {10 articles} {100 nouns}" is 10,000 automaton
+keys.  " + " splits a line into pieces that are expanded and stored
+separately (10 + 10 + 100 keys here) and joined at match time by adjacency,
+so it matches exactly the same texts.  A piece that can expand to nothing
+("[a|the]") is optional: the chain may skip it.  Not every piece of a line
+may be optional.
+
+A veto cancels a positive match whose words it overlaps, unless the positive
+is longer and contains the whole veto ("don't want to talk to a bot" is a
+positive that contains the veto "don't want to").  Repeating a positive
+phrase as a veto therefore switches it off.
+
+Words listed on a "~" line (five letters or more) also match with one typo:
+one letter dropped (not the first) or two neighbouring letters swapped
+("huamn", "persn", "somone"), in every pattern of every file.  Substituted
+letters are not covered: that variant space is large and collides with real
+words.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from handoff.triggers.normalize import normalize
+
+__all__ = [
+    "MAX_EXPANSIONS_PER_PIECE",
+    "MIN_TYPO_LEN",
+    "PatternError",
+    "PatternKind",
+    "PatternLine",
+    "expand",
+    "parse_file",
+    "parse_lines",
+    "typo_variants",
+]
+
+# Guards against an operator line like "{@a} {@b} {@c}" silently producing
+# millions of automaton keys and hundreds of MB of memory; " + " is the fix.
+MAX_EXPANSIONS_PER_PIECE = 20_000
+
+_MACRO_RE = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+_MACRO_REF_RE = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)$")
+_PIECE_SPLIT_RE = re.compile(r"\s\+\s")
+# Shorter words have too many one-typo neighbours that are real words
+# ("talk" -> "tal", "alk"; "with" -> "wit").
+MIN_TYPO_LEN = 5
+
+
+class PatternError(ValueError):
+    """A pattern file line that cannot be parsed or expanded."""
+
+    def __init__(self, source: str, line_no: int, message: str) -> None:
+        super().__init__(f"{source}:{line_no}: {message}")
+        self.source = source
+        self.line_no = line_no
+
+
+class PatternKind(enum.Enum):
+    """What a pattern line does when it matches."""
+
+    POSITIVE = "positive"
+    EXACT = "exact"  # positive, but only when it spans the whole message
+    VETO = "veto"  # cancels positives it overlaps
+    MESSAGE_VETO = "message_veto"  # cancels every positive in the message
+    TYPOS = "typos"  # words whose one-typo variants are corrected before matching
+
+
+@dataclass(frozen=True, slots=True)
+class PatternLine:
+    """One pattern line: its pieces, each a tuple of normalised phrases (no padding).
+
+    `optional[i]` is true when piece i may be skipped (it can expand to nothing).
+    """
+
+    kind: PatternKind
+    source: str
+    line_no: int
+    text: str
+    pieces: tuple[tuple[str, ...], ...]
+    optional: tuple[bool, ...] = ()
+
+
+def _split_top(body: str) -> list[str]:
+    """Split a slot body on "|" that are not inside nested braces."""
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for ch in body:
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        if ch == "|" and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def _closing(text: str, open_at: int) -> int:
+    """Index of the bracket closing the one at `open_at`, or -1."""
+    depth = 0
+    for i in range(open_at, len(text)):
+        ch = text[i]
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                expected = "}" if text[open_at] == "{" else "]"
+                return i if ch == expected else -1
+    return -1
+
+
+class _Expander:
+    def __init__(self, macros: dict[str, str], limit: int) -> None:
+        self.macros = macros
+        self.limit = limit
+        self._active: set[str] = set()
+
+    def expand(self, text: str) -> list[str]:
+        start = -1
+        for i, ch in enumerate(text):
+            if ch in "{[":
+                start = i
+                break
+            if ch in "}]|@":
+                # A bare "@name" would silently become the word "name".
+                raise ValueError(f"unexpected {ch!r} outside a slot (macros are written {{@name}})")
+        if start < 0:
+            return [text]
+        end = _closing(text, start)
+        if end < 0:
+            raise ValueError("unbalanced brackets")
+        body = text[start + 1 : end]
+        alternatives: list[str] = []
+        for alt in _split_top(body):
+            alternatives.extend(self._alternative(alt.strip()))
+        if text[start] == "[":
+            alternatives.append("")
+        heads = alternatives
+        tails = self.expand(text[end + 1 :])
+        if len(heads) * len(tails) > self.limit:
+            raise ValueError(f"expands to more than {self.limit} phrases")
+        prefix = text[:start]
+        return [f"{prefix} {h} {t}" for h in heads for t in tails]
+
+    def _alternative(self, alt: str) -> list[str]:
+        ref = _MACRO_REF_RE.match(alt)
+        if ref is None:
+            return self.expand(alt)
+        name = ref.group(1)
+        if name not in self.macros:
+            raise ValueError(f"unknown macro @{name}")
+        if name in self._active:
+            raise ValueError(f"macro @{name} refers to itself")
+        self._active.add(name)
+        try:
+            return [
+                expanded
+                for part in _split_top(self.macros[name])
+                for expanded in self._alternative(part.strip())
+            ]
+        finally:
+            self._active.discard(name)
+
+
+def expand(
+    pattern: str,
+    macros: dict[str, str] | None = None,
+    limit: int = MAX_EXPANSIONS_PER_PIECE,
+) -> list[str]:
+    """Expand slots and macros of one pattern into distinct normalised phrases.
+
+    Raises ValueError on bad syntax or when more than `limit` phrases result.
+    """
+    return _normalised(_Expander(macros or {}, limit).expand(pattern))
+
+
+def _normalised(raw: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for phrase in raw:
+        normalised = normalize(phrase).strip(" ")
+        if normalised:
+            seen[normalised] = None
+    return list(seen)
+
+
+def typo_variants(word: str) -> set[str]:
+    """One-typo forms of `word`: a non-initial letter dropped, or neighbours swapped."""
+    variants = {word[:i] + word[i + 1 :] for i in range(1, len(word))}
+    variants.update(
+        word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)
+    )
+    variants.discard(word)
+    return variants
+
+
+def _has_empty(raw: list[str]) -> bool:
+    return any(not normalize(phrase).strip(" ") for phrase in raw)
+
+
+def _strip_comment(line: str) -> str:
+    hash_at = line.find("#")
+    return (line if hash_at < 0 else line[:hash_at]).strip()
+
+
+def parse_lines(lines: list[str], source: str) -> Iterator[PatternLine]:
+    """Parse pattern-file lines (see module docstring); `source` names them in errors."""
+    macros: dict[str, str] = {}
+    for line_no, raw_line in enumerate(lines, start=1):
+        line = _strip_comment(raw_line)
+        if not line:
+            continue
+        if line.startswith("~"):
+            words = tuple(w for w in normalize(line[1:]).split() if len(w) >= MIN_TYPO_LEN)
+            if words:
+                yield PatternLine(PatternKind.TYPOS, source, line_no, line, (words,))
+            continue
+        macro = _MACRO_RE.match(line)
+        if macro is not None:
+            # Macros are resolved lazily, so a later redefinition applies only
+            # to lines after it; the lines before already expanded.
+            macros[macro.group(1)] = macro.group(2)
+            continue
+        if line.startswith("!!"):
+            kind, body = PatternKind.MESSAGE_VETO, line[2:]
+        elif line.startswith("!"):
+            kind, body = PatternKind.VETO, line[1:]
+        elif line.startswith("="):
+            kind, body = PatternKind.EXACT, line[1:]
+        else:
+            kind, body = PatternKind.POSITIVE, line
+        body = body.strip()
+        texts = _PIECE_SPLIT_RE.split(body)
+        pieces: list[tuple[str, ...]] = []
+        optional: list[bool] = []
+        for piece in texts:
+            try:
+                raw = _Expander(macros, MAX_EXPANSIONS_PER_PIECE).expand(piece)
+            except ValueError as exc:
+                hint = " (split it with ' + ')" if "expands to more" in str(exc) else ""
+                raise PatternError(source, line_no, f"{exc}{hint}") from None
+            phrases = _normalised(raw)
+            pieces.append(tuple(phrases))
+            # A single-piece line simply loses its empty expansion.
+            optional.append(len(texts) > 1 and (not phrases or _has_empty(raw)))
+        if all(optional) or not all(pieces[i] for i, opt in enumerate(optional) if not opt):
+            raise PatternError(source, line_no, "pattern can match no words")
+        yield PatternLine(kind, source, line_no, body, tuple(pieces), tuple(optional))
+
+
+def parse_file(path: Path) -> list[PatternLine]:
+    """Parse one pattern file."""
+    return list(parse_lines(path.read_text(encoding="utf-8").splitlines(), str(path)))
