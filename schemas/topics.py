@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas import inputs, internal, outputs
+from schemas import api, inputs, internal, outputs
 
 
 class Topic(StrEnum):
@@ -28,6 +28,7 @@ class Topic(StrEnum):
     # The project's own topics (an extension of the contract, not read by other teams).
     ACCOUNT_EVENTS = "handoff.account-events"
     USER_ACCOUNTS = "handoff.user-accounts"
+    API_TOKENS = "handoff.api-tokens"
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ OUTPUT_TOPICS = (
     Topic.CONFIG_CHANGES,
     Topic.DEADLETTER,
 )
-INTERNAL_TOPICS = (Topic.ACCOUNT_EVENTS, Topic.USER_ACCOUNTS)
+INTERNAL_TOPICS = (Topic.ACCOUNT_EVENTS, Topic.USER_ACCOUNTS, Topic.API_TOKENS)
 
 SPECS: dict[Topic, TopicSpec] = {
     s.topic: s
@@ -77,6 +78,7 @@ SPECS: dict[Topic, TopicSpec] = {
         TopicSpec(Topic.DEADLETTER, outputs.DeadLetter, "original key"),
         TopicSpec(Topic.ACCOUNT_EVENTS, TypeAdapter(internal.AccountEvent), "account_id"),
         TopicSpec(Topic.USER_ACCOUNTS, internal.UserAccount, "user_id"),
+        TopicSpec(Topic.API_TOKENS, api.ApiToken, "token_id", True),
     )
 }
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from handoff.core.state import AccountState
 from handoff.triggers.custom import normalize_phrase
 from schemas.inputs import ConfigRequest, InboxType
-from schemas.settings import DirectRouting, HandoffConfig, WorkflowRouting
+from schemas.settings import Assignee, DirectRouting, HandoffConfig, HandoffMessages, WorkflowRouting
 
 EDIT_PERMISSION = "customer_agent.edit"
 
@@ -46,6 +46,36 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def unknown_fields(raw: dict[str, object]) -> list[FieldError]:
+    """Keys the config model does not know (a typo would otherwise be dropped silently).
+
+    The stream ignores unknown fields, as the contract says of every input; the HTTP API
+    refuses them so that an editor learns of the typo instead of saving the defaults.
+    """
+    errors: list[FieldError] = []
+
+    def walk(value: object, model: type[BaseModel], path: str) -> None:
+        if not isinstance(value, dict):
+            return
+        for key in value:
+            if key not in model.model_fields:
+                known = ", ".join(model.model_fields)
+                errors.append(FieldError(f"{path}{key}", f"unknown setting; known here: {known}"))
+
+    walk(raw, HandoffConfig, "")
+    routing = raw.get("routing")
+    if isinstance(routing, dict):
+        mode = {"direct": DirectRouting, "workflow": WorkflowRouting}.get(str(routing.get("mode")))
+        if mode is not None:
+            walk(routing, mode, "routing.")
+        assignees = routing.get("assignees")
+        if mode is DirectRouting and isinstance(assignees, list):
+            for index, entry in enumerate(assignees):
+                walk(entry, Assignee, f"routing.assignees[{index}].")
+    walk(raw.get("messages"), HandoffMessages, "messages.")
+    return errors
+
+
 def check_config(raw: dict[str, object], account: AccountState
                  ) -> tuple[HandoffConfig | None, list[FieldError]]:
     """Validate a config against the contract and the account's directory."""
@@ -61,6 +91,10 @@ def check_config(raw: dict[str, object], account: AccountState
             errors.append(FieldError(f"custom_triggers[{index}]",
                                      f"'{phrase}' has no letters or digits to match"))
         phrases.setdefault(key, phrase)
+    for name, text in config.messages:
+        if not text.strip():
+            errors.append(FieldError(f"messages.{name}",
+                                     "is blank; write the message the visitor should see"))
     routing = config.routing
     if routing.destination is not None:
         inbox = account.inboxes.get(routing.destination)
@@ -77,12 +111,17 @@ def check_config(raw: dict[str, object], account: AccountState
                                  f"workflow {routing.workflow_id} does not exist in account "
                                  f"{account.account_id}"))
     if isinstance(routing, DirectRouting):
+        listed: set[tuple[str, str]] = set()
         for index, entry in enumerate(routing.assignees):
             known = account.users if entry.type == "user" else account.teams
             if entry.id not in known:
                 errors.append(FieldError(f"routing.assignees[{index}]",
                                          f"{entry.type} {entry.id} does not exist in account "
                                          f"{account.account_id}"))
+            elif (entry.type, entry.id) in listed:
+                errors.append(FieldError(f"routing.assignees[{index}]",
+                                         f"{entry.type} {entry.id} is listed twice; remove one"))
+            listed.add((entry.type, entry.id))
     if errors:
         return None, errors
     # Duplicates after normalisation match the same messages: keep the first spelling only.

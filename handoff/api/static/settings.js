@@ -1,0 +1,264 @@
+// The "Human handoff" settings page: loads an account's settings from the API, edits them,
+// saves them with PUT, and shows each error the API names next to its field.
+"use strict";
+
+(function () {
+  const $ = (selector) => document.querySelector(selector);
+  const $$ = (selector) => Array.from(document.querySelectorAll(selector));
+  const form = $("#settings");
+  let options = { inboxes: [], users: [], teams: [], workflows: [] };
+
+  function account() { return $("#account").value.trim(); }
+
+  async function call(method, tail, body) {
+    const token = $("#token").value.trim();
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const url = "/accounts/" + encodeURIComponent(account()) + "/handoff-settings" + tail;
+    let answer;
+    try {
+      answer = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      return { status: 0, body: { error: "the worker did not answer: " + err.message, errors: [] } };
+    }
+    let doc = null;
+    try { doc = await answer.json(); } catch (err) { doc = { error: answer.statusText, errors: [] }; }
+    return { status: answer.status, body: doc };
+  }
+
+  // -- errors next to fields ----------------------------------------------------------------
+
+  function clearErrors() {
+    $$("[data-error-for]").forEach((el) => { el.textContent = ""; });
+    $$("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  }
+
+  function slotFor(field) {
+    // The most precise slot that exists: "routing.assignees[0].type" -> "routing.assignees[0]"
+    // -> "routing.assignees" -> "routing" -> "" (the form's own).
+    const mode = currentMode();
+    let path = field || "";
+    for (;;) {
+      const slots = $$("[data-error-for]").filter((el) => el.dataset.errorFor === path
+        && (!el.dataset.mode || el.dataset.mode === mode));
+      if (slots.length) return slots[0];
+      if (!path) return null;
+      const cut = Math.max(path.lastIndexOf("."), path.lastIndexOf("["));
+      path = cut > 0 ? path.slice(0, cut) : "";
+    }
+  }
+
+  function showErrors(doc, fallback) {
+    const errors = (doc && doc.errors && doc.errors.length) ? doc.errors : [{ field: fallback, message: doc.error }];
+    errors.forEach((e) => {
+      const slot = slotFor(e.field);
+      if (!slot) return;
+      const exact = slot.dataset.errorFor === (e.field || "");
+      const text = exact || !e.field ? e.message : e.field + ": " + e.message;
+      slot.textContent = slot.textContent ? slot.textContent + " " + text : text;
+      const input = slot.previousElementSibling && slot.previousElementSibling.querySelector("input, select, textarea");
+      if (input) input.setAttribute("aria-invalid", "true");
+    });
+  }
+
+  // -- the form -----------------------------------------------------------------------------
+
+  function currentMode() {
+    const checked = form.querySelector("input[name=mode]:checked");
+    return checked ? checked.value : "direct";
+  }
+
+  function currentProcess() {
+    const checked = form.querySelector("input[name=process]:checked");
+    return checked ? checked.value : "live";
+  }
+
+  function refreshVisibility() {
+    const process = currentProcess();
+    const mode = currentMode();
+    const shown = {
+      handoff: process !== "none",
+      direct: mode === "direct",
+      workflow: mode === "workflow",
+      "live-workflow": process === "live" && mode === "workflow",
+    };
+    $$("[data-show]").forEach((el) => { el.hidden = !shown[el.dataset.show]; });
+  }
+
+  function addTrigger(text) {
+    const item = document.createElement("li");
+    item.className = "trigger";
+    const row = document.createElement("div");
+    row.className = "row";
+    const input = document.createElement("input");
+    input.type = "text";
+    input.value = text;
+    input.maxLength = 200;
+    input.setAttribute("aria-label", "Trigger word or phrase");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "delete";
+    remove.append(trashIcon());
+    remove.title = "Delete trigger";
+    remove.setAttribute("aria-label", "Delete trigger");
+    remove.addEventListener("click", () => { item.remove(); renumberTriggers(); });
+    row.append(input, remove);
+    const error = document.createElement("p");
+    error.className = "error";
+    item.append(row, error);
+    $("#trigger-list").append(item);
+    renumberTriggers();
+    return input;
+  }
+
+  function trashIcon() {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 16 16");
+    svg.setAttribute("width", "16");
+    svg.setAttribute("height", "16");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M6 1h4l1 1h3v2H2V2h3zM3 5h10l-1 10H4zm3 2v6h1V7zm3 0v6h1V7z");
+    path.setAttribute("fill", "currentColor");
+    svg.append(path);
+    return svg;
+  }
+
+  function renumberTriggers() {
+    $$("#trigger-list li").forEach((item, index) => {
+      item.querySelector(".error").dataset.errorFor = "custom_triggers[" + index + "]";
+    });
+  }
+
+  function fillSelect(select, entries, value, empty) {
+    select.replaceChildren();
+    if (empty) select.append(new Option(empty, ""));
+    entries.forEach(([id, label]) => select.append(new Option(label, id)));
+    if (value && !entries.some(([id]) => id === value)) {
+      select.append(new Option(value + " (not in the directory)", value));
+    }
+    select.value = value || "";
+  }
+
+  function render(settings) {
+    const config = settings.config;
+    $("#trigger-list").replaceChildren();
+    config.custom_triggers.forEach((t) => addTrigger(t));
+    form.querySelector("input[name=process][value=" + config.process + "]").checked = true;
+    const routing = config.routing;
+    form.querySelector("input[name=mode][value=" + routing.mode + "]").checked = true;
+    const kind = (i) => i.name + (i.type === "help_desk" ? " (help desk)" : " (inbox)");
+    fillSelect($("#destination"), options.inboxes.map((i) => [i.id, kind(i)]),
+      routing.mode === "direct" ? routing.destination : "", "The account's first inbox");
+    fillSelect($("#helpdesk"), options.inboxes.filter((i) => i.type === "help_desk").map((i) => [i.id, i.name]),
+      routing.mode === "workflow" ? routing.destination : "", "Choose a help desk");
+    fillSelect($("#workflow"), options.workflows.map((w) => [w.workflow_id, w.name]),
+      routing.mode === "workflow" ? routing.workflow_id : "", "Choose a workflow");
+    const chosen = new Set((routing.assignees || []).map((a) => a.type + ":" + a.id));
+    const list = $("#assignee-list");
+    list.replaceChildren();
+    const people = [...options.teams.map((t) => ["team", t]), ...options.users.map((u) => ["user", u])];
+    (routing.assignees || []).forEach((a) => {
+      const known = a.type === "team" ? options.teams : options.users;
+      if (!known.some((k) => k.id === a.id)) people.push([a.type, { id: a.id, name: a.id + " (not in the directory)" }]);
+    });
+    people.forEach(([type, who]) => {
+      const label = document.createElement("label");
+      label.className = "choice";
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "assignee";
+      box.value = type + ":" + who.id;
+      box.checked = chosen.has(box.value);
+      label.append(box, document.createTextNode(" " + who.name + (type === "team" ? " (team)" : "")));
+      list.append(label);
+    });
+    $("#msg-available").value = config.messages.available;
+    $("#msg-unavailable").value = config.messages.unavailable;
+    $("#msg-unassigned").value = config.messages.unassigned;
+    form.querySelector("input[name=unassigned_chat][value=" + config.unassigned_chat + "]").checked = true;
+    $("#version").textContent = settings.version
+      ? "Version " + settings.version + ", saved by " + settings.actor + " at " + settings.updated_at
+      : "Version 0: the defaults (never saved)";
+    refreshVisibility();
+  }
+
+  function collect() {
+    const mode = currentMode();
+    const routing = mode === "workflow"
+      ? { mode, workflow_id: $("#workflow").value, destination: $("#helpdesk").value }
+      : {
+        mode,
+        destination: $("#destination").value || null,
+        assignees: $$("input[name=assignee]:checked").map((box) => {
+          const [type, ...rest] = box.value.split(":");
+          return { type, id: rest.join(":") };
+        }),
+      };
+    return {
+      custom_triggers: $$("#trigger-list input").map((input) => input.value),
+      process: currentProcess(),
+      routing,
+      messages: {
+        available: $("#msg-available").value,
+        unavailable: $("#msg-unavailable").value,
+        unassigned: $("#msg-unassigned").value,
+      },
+      unassigned_chat: form.querySelector("input[name=unassigned_chat]:checked").value,
+    };
+  }
+
+  // -- actions ------------------------------------------------------------------------------
+
+  async function load() {
+    clearErrors();
+    $("#status").textContent = "";
+    if (!account()) { showErrors({ error: "Enter the account ID." }, "connection"); return; }
+    sessionStorage.setItem("handoff-token", $("#token").value.trim());
+    const url = new URL(window.location.href);
+    url.searchParams.set("account", account());
+    window.history.replaceState(null, "", url);
+    const [opts, current] = await Promise.all([call("GET", "/options"), call("GET", "")]);
+    const failed = [opts, current].find((r) => r.status !== 200);
+    if (failed) {
+      form.hidden = true;
+      showErrors({ error: failed.body.error, errors: [] }, "connection");
+      return;
+    }
+    options = opts.body;
+    render(current.body);
+    form.hidden = false;
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    clearErrors();
+    $("#status").textContent = "Saving…";
+    $("#save").disabled = true;
+    try {
+      const result = await call("PUT", "", collect());
+      if (result.status === 200) {
+        render(result.body);
+        $("#status").textContent = "Saved: version " + result.body.version;
+      } else {
+        $("#status").textContent = "Not saved (" + result.status + ")";
+        showErrors(result.body, result.status === 422 ? "" : "connection");
+      }
+    } finally {
+      $("#save").disabled = false;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const params = new URLSearchParams(window.location.search);
+    $("#account").value = params.get("account") || "";
+    $("#token").value = sessionStorage.getItem("handoff-token") || "";
+    $("#load").addEventListener("click", load);
+    $("#add-trigger").addEventListener("click", () => addTrigger("").focus());
+    form.addEventListener("change", refreshVisibility);
+    form.addEventListener("submit", save);
+    if (account() && $("#token").value) load();
+  });
+})();

@@ -1,0 +1,88 @@
+"""Models of the settings API: its token records on Kafka and the bodies of its HTTP answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from schemas.common import Record, Timestamp
+from schemas.inputs import InboxType
+from schemas.settings import HandoffConfig
+
+TokenId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+
+
+class ApiToken(Record):
+    """`handoff.api-tokens` (compacted, key `token_id`): who a bearer token stands for.
+
+    Only the token's SHA-256 is stored; a revoked token's key gets a tombstone (null value).
+    """
+
+    token_id: TokenId
+    user_id: Annotated[str, Field(min_length=1, max_length=256)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    created_at: Timestamp
+    note: str = ""
+
+
+class FieldErrorBody(Record):
+    """One thing to fix: `field` is a path into the config (`routing.destination`,
+    `custom_triggers[2]`), empty when the error is not about one field."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(Record):
+    """What every refusal (401, 403, 404, 422, 503, 504) answers."""
+
+    error: str
+    errors: list[FieldErrorBody] = []
+
+
+class SettingsBody(Record):
+    """An account's settings as accepted (version 0: the defaults, never saved)."""
+
+    account_id: str
+    version: int
+    config: HandoffConfig
+    actor: str | None = None
+    event_id: str | None = None
+    updated_at: Timestamp | None = None
+
+
+class HistoryBody(Record):
+    account_id: str
+    versions: list[SettingsBody]
+
+
+class ValidationBody(Record):
+    valid: Literal[True]
+    config: HandoffConfig
+
+
+class OptionUser(Record):
+    id: str
+    name: str
+
+
+class OptionInbox(Record):
+    id: str
+    name: str
+    type: InboxType
+
+
+class OptionWorkflow(Record):
+    workflow_id: str
+    name: str
+
+
+class OptionsBody(Record):
+    """What the account's directory offers the settings page's drop-downs."""
+
+    account_id: str
+    inboxes: list[OptionInbox]
+    users: list[OptionUser]
+    teams: list[OptionUser]
+    workflows: list[OptionWorkflow]

@@ -1,0 +1,471 @@
+"""The settings API and page on the worker's web server (Faust's own, aiohttp underneath).
+
+    GET  /accounts/{account_id}/handoff-settings           the current settings and version
+    PUT  /accounts/{account_id}/handoff-settings           publish a config request, answer its outcome
+    GET  /accounts/{account_id}/handoff-settings/history   accepted versions, newest first
+    POST /accounts/{account_id}/handoff-settings/validate  check without saving (extension)
+    GET  /accounts/{account_id}/handoff-settings/options   inboxes, users, teams, workflows (extension)
+    GET  /openapi.json, GET /settings                       the description and the settings page
+
+Who: `Authorization: Bearer <token>`; the token (see handoff/api/tokens.py) names a directory
+user, who must hold `customer_agent.edit` in that account (for reading too: the settings are
+the editor's). The directory and the settings live in the `accounts` and `settings` tables,
+which Faust partitions like `handoff.account-events`: each account's rows are on the worker
+that holds that account's partition. A request that reaches another worker is authenticated
+there (401 costs no hop) and then forwarded, body and all, to the holder (Faust's own
+`@app.table_route` would drop a PUT's body and hash keys as the table codec spells them), which
+answers from its tables. Every worker reads all tokens, so any of them can take any request.
+
+A PUT is checked first with the same functions the stream uses (`handoff/core/settings.py`),
+so a bad config never reaches Kafka; a good one is published to `handoff.config.requests` and
+the answer is the `handoff.config.changes` record the stream makes of it (the stream decides:
+the version, and a refusal when the directory changed in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
+from faust import web
+from faust.types import TP
+from pydantic import BaseModel, ValidationError
+
+from agents.decisions import TableReader
+from handoff.api.openapi import openapi_document
+from handoff.api.tokens import TokenStore, topic_partitions
+from handoff.core.engine import derive_id
+from handoff.core.settings import FieldError, check_config, check_permission, unknown_fields
+from handoff.core.state import AccountSettings, AccountState
+from handoff.core.store import Overlay, Table
+from handoff.kafka_clients import client_kwargs
+from schemas.api import (
+    ErrorBody,
+    FieldErrorBody,
+    HistoryBody,
+    OptionInbox,
+    OptionsBody,
+    OptionUser,
+    OptionWorkflow,
+    SettingsBody,
+    ValidationBody,
+)
+from schemas.inputs import ConfigRequest
+from schemas.outputs import ConfigChange
+from schemas.topics import Topic
+from streams.app import Topology
+from streams.codecs import dumps
+
+log = logging.getLogger(__name__)
+
+# How long a PUT waits for the stream's outcome before answering 504 (the request stays
+# published; its outcome shows in the history).
+OUTCOME_TIMEOUT_S = 15.0
+FORWARDED_HEADER = "X-Handoff-Forwarded"
+SERVED_BY_HEADER = "X-Handoff-Served-By"  # the worker that answered (after any forwarding)
+MAX_HISTORY = 1000
+_STATIC = ("settings.html", "settings.js", "settings.css")
+_CONTENT_TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+_PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+class Refusal(Exception):
+    """An answer other than 200, with the body every refusal has."""
+
+    def __init__(self, status: int, error: str, errors: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body = ErrorBody(error=error, errors=[
+            FieldErrorBody(field=e.field, message=e.message) for e in errors or []])
+        self.headers = headers or {}
+
+
+@dataclass
+class Feed:
+    """What every worker reads beside Faust's consumer group, with its own group-less consumer:
+    all of `handoff.api-tokens` from the beginning, and `handoff.config.changes` from now on
+    (to hand each outcome to the PUT waiting for it). Also publishes the config requests."""
+
+    topology: Topology
+    tokens: TokenStore = field(default_factory=TokenStore)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: dict[str, asyncio.Future[ConfigChange]] = field(default_factory=dict)
+    partitions: dict[str, int] = field(default_factory=dict)
+    producer: AIOKafkaProducer | None = None
+
+    async def run(self) -> None:
+        """Read until the worker stops; start over after a broker error."""
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("settings API feed failed; starting again in 2 s")
+                self.ready.clear()
+                await asyncio.sleep(2.0)
+
+    async def _run_once(self) -> None:
+        settings = self.topology.settings
+        names = {t: settings.topic(t) for t in (Topic.API_TOKENS, Topic.CONFIG_CHANGES,
+                                                Topic.ACCOUNT_EVENTS)}
+        consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=None,
+                                    enable_auto_commit=False, isolation_level="read_committed")
+        producer = AIOKafkaProducer(**client_kwargs(settings), acks="all",
+                                    enable_idempotence=True, linger_ms=1)
+        await consumer.start()
+        await producer.start()
+        try:
+            while True:
+                known = await topic_partitions(consumer, list(names.values()))
+                found = {t: known[n] for t, n in names.items()}
+                if all(found.values()):
+                    break
+                missing = sorted(names[t] for t, p in found.items() if not p)
+                log.warning("settings API waits for topics %s (run `handoff topics create`)",
+                            missing)
+                await asyncio.sleep(2.0)
+            self.partitions = {names[t]: len(p) for t, p in found.items()}
+            token_tps = [TopicPartition(names[Topic.API_TOKENS], p)
+                         for p in sorted(found[Topic.API_TOKENS])]
+            change_tps = [TopicPartition(names[Topic.CONFIG_CHANGES], p)
+                          for p in sorted(found[Topic.CONFIG_CHANGES])]
+            consumer.assign([*token_tps, *change_tps])
+            await consumer.seek_to_beginning(*token_tps)
+            await consumer.seek_to_end(*change_tps)
+            for tp in change_tps:
+                await consumer.position(tp)  # fix "the end" now: later outcomes are all seen
+            token_ends = await consumer.end_offsets(token_tps)
+            # Read afresh on every start: a tombstone compacted away since must not leave an
+            # old record behind.
+            self.tokens = TokenStore()
+            self.producer = producer
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, messages in batch.items():
+                    for m in messages:
+                        if tp.topic == names[Topic.API_TOKENS]:
+                            self.tokens.apply(m.key, m.value)
+                        else:
+                            self._outcome(m.value)
+                if not self.ready.is_set():
+                    positions = [await consumer.position(tp) for tp in token_tps]
+                    if all(p >= token_ends[tp] for p, tp in zip(positions, token_tps, strict=True)):
+                        log.info("settings API ready: %d tokens known", len(self.tokens.records))
+                        self.ready.set()
+        finally:
+            self.producer = None
+            await producer.stop()
+            await consumer.stop()
+
+    def _outcome(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            change = ConfigChange.model_validate_json(value)
+        except ValidationError:
+            return
+        waiter = self.waiters.get(change.event_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(change)
+
+    async def publish(self, topic: Topic, key: str, value: bytes) -> None:
+        producer = self.producer
+        if producer is None:
+            raise Refusal(503, "the worker is not connected to Kafka yet; try again",
+                          headers={"Retry-After": "2"})
+        await producer.send_and_wait(self.topology.settings.topic(topic), value=value,
+                                     key=key.encode())
+
+
+class SettingsApi:
+    """The handlers, over one worker's topology and feed."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.app = topology.app
+        self.feed = Feed(topology)
+        self.reader = TableReader(topology.tables)
+
+    @property
+    def me(self) -> str:
+        return str(self.app.conf.canonical_url).rstrip("/")
+
+    # -- who asks, and which worker answers ------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> str:
+        """The directory user of the request's bearer token (401 otherwise)."""
+        challenge = {"WWW-Authenticate": 'Bearer realm="handoff"'}
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refusal(401, "missing bearer token: send Authorization: Bearer <token> "
+                               "(made by `handoff token create USER_ID`)", headers=challenge)
+        if not self.feed.ready.is_set():
+            raise Refusal(503, "the worker is still reading the API tokens; try again",
+                          headers={"Retry-After": "2"})
+        user = self.feed.tokens.user_for(token.strip())
+        if user is None:
+            raise Refusal(401, "unknown or revoked token", headers={
+                **challenge, "WWW-Authenticate": 'Bearer realm="handoff", error="invalid_token"'})
+        return user
+
+    def owner(self, account_id: str) -> str | None:
+        """None when this worker holds the account's partition, else the holder's URL."""
+        name = self.topology.settings.topic(Topic.ACCOUNT_EVENTS)
+        count = self.feed.partitions.get(name)
+        busy = Refusal(503, "the workers are rebalancing partitions; try again",
+                       headers={"Retry-After": "2"})
+        if not count or getattr(self.app, "rebalancing", False):
+            raise busy
+        # The producers' partitioner (Kafka's murmur2 over the key bytes), as intake sends.
+        partition = (murmur2(account_id.encode()) & 0x7FFFFFFF) % count
+        if TP(name, partition) in self.app.assignor.assigned_actives():
+            recovery: Any = self.app.tables.recovery  # type: ignore[attr-defined]
+            if recovery.in_recovery or not recovery.completed.is_set():
+                raise busy
+            return None
+        for url, topics in self.app.router.external_topics_metadata().items():
+            if partition in topics.get(name, ()) and str(url).rstrip("/") != self.me:
+                return str(url)
+        raise busy
+
+    async def forward(self, view: web.View, request: web.Request, url: str) -> web.Response:
+        """Send the request on to the worker that holds the account, and relay its answer."""
+        if request.headers.get(FORWARDED_HEADER):
+            # Forwarded to us, but we do not hold it (the assignment moved meanwhile).
+            raise Refusal(503, "the account's partition is moving; try again",
+                          headers={"Retry-After": "2"})
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("authorization", "content-type", "accept")}
+        headers[FORWARDED_HEADER] = self.me
+        target = url.rstrip("/") + str(request.rel_url)
+        body = await request.read()
+        session: Any = self.app.http_client
+        try:
+            async with session.request(request.method, target, headers=headers, data=body,
+                                       timeout=aiohttp.ClientTimeout(
+                                           total=OUTCOME_TIMEOUT_S + 10)) as answer:
+                data = await answer.read()
+                extra = {k: v for k, v in answer.headers.items()
+                         if k in ("WWW-Authenticate", "Retry-After", "Cache-Control",
+                                  SERVED_BY_HEADER)}
+                return view.bytes(data, content_type=answer.content_type, status=answer.status,
+                                  headers=extra)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Refusal(503, f"the worker holding this account did not answer ({exc!r}); "
+                               "try again", headers={"Retry-After": "2"}) from None
+
+    async def serve(self, view: web.View, request: web.Request, account_id: str,
+                    handler: Callable[[web.Request, str, str, AccountState],
+                                      Awaitable[tuple[int, BaseModel]]]) -> web.Response:
+        """Authenticate, route to the account's worker, check the permission, then handle."""
+        try:
+            user = self.authenticate(request)
+            url = self.owner(account_id)
+            if url is not None:
+                return await self.forward(view, request, url)
+            store = Overlay(self.reader)
+            account = store.account(account_id)
+            refusal = check_permission(ConfigRequest(
+                event_id="api-permission-check", account_id=account_id, actor=user,
+                occurred_at=datetime.now(UTC), config={}), account)
+            if refusal is not None:
+                raise Refusal(403, refusal)
+            status, body = await handler(request, account_id, user, account)
+            return json_response(view, status, body, {SERVED_BY_HEADER: self.me})
+        except Refusal as refused:
+            return json_response(view, refused.status, refused.body,
+                                 {SERVED_BY_HEADER: self.me, **refused.headers})
+
+    # -- the handlers (run on the account's worker, after the checks) ----------------------
+
+    def current(self, account_id: str) -> AccountSettings:
+        return Overlay(self.reader).settings(account_id)
+
+    async def get_settings(self, request: web.Request, account_id: str, user: str,
+                           account: AccountState) -> tuple[int, BaseModel]:
+        return 200, settings_body(self.current(account_id))
+
+    async def get_history(self, request: web.Request, account_id: str, user: str,
+                          account: AccountState) -> tuple[int, BaseModel]:
+        try:
+            limit = max(1, min(int(request.query.get("limit", "100")), MAX_HISTORY))
+        except ValueError:
+            raise Refusal(422, "limit must be a whole number",
+                          [FieldError("limit", f"a whole number from 1 to {MAX_HISTORY}")]) from None
+        latest = self.current(account_id).version
+        store = Overlay(self.reader)
+        versions = []
+        for version in range(latest, max(0, latest - limit), -1):
+            found = store.get(Table.SETTINGS_HISTORY, f"{account_id}#{version}")
+            if found is not None:
+                versions.append(settings_body(AccountSettings.model_validate(
+                    found.model_dump() if isinstance(found, BaseModel) else found)))
+        return 200, HistoryBody(account_id=account_id, versions=versions)
+
+    async def get_options(self, request: web.Request, account_id: str, user: str,
+                          account: AccountState) -> tuple[int, BaseModel]:
+        return 200, OptionsBody(
+            account_id=account_id,
+            inboxes=[OptionInbox(id=i.id, name=i.name or i.id, type=i.type)
+                     for i in account.inboxes.values()],
+            users=[OptionUser(id=u.id, name=u.name or u.id) for u in account.users.values()],
+            teams=[OptionUser(id=t.id, name=t.name or t.id) for t in account.teams.values()],
+            workflows=[OptionWorkflow(workflow_id=w.workflow_id, name=w.name or w.workflow_id)
+                       for w in account.workflows.values()])
+
+    async def checked(self, request: web.Request, account: AccountState) -> dict[str, Any]:
+        """The body as a config the stream would accept now (422 with every error otherwise)."""
+        try:
+            raw = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise Refusal(422, "the body is not JSON", [FieldError("", str(exc))]) from None
+        if not isinstance(raw, dict):
+            raise Refusal(422, "the body must be a JSON object: the settings' config",
+                          [FieldError("", "expected an object such as {\"process\": \"live\"}")])
+        errors = unknown_fields(raw)
+        _, invalid = check_config(raw, account)
+        if errors or invalid:
+            raise Refusal(422, "invalid settings", [*errors, *invalid])
+        return raw
+
+    async def validate(self, request: web.Request, account_id: str, user: str,
+                       account: AccountState) -> tuple[int, BaseModel]:
+        raw = await self.checked(request, account)
+        config, _ = check_config(raw, account)
+        assert config is not None
+        return 200, ValidationBody(valid=True, config=config)
+
+    async def put_settings(self, request: web.Request, account_id: str, user: str,
+                           account: AccountState) -> tuple[int, BaseModel]:
+        raw = await self.checked(request, account)
+        event_id = f"api-{uuid.uuid4().hex}"
+        body = dumps(ConfigRequest(event_id=event_id, account_id=account_id, actor=user,
+                                   occurred_at=datetime.now(UTC), config=raw))
+        limit = self.topology.settings.max_record_bytes
+        if len(body) > limit:
+            raise Refusal(422, "settings too large", [FieldError(
+                "", f"the request is {len(body)} bytes, over the limit of {limit} "
+                    "(HANDOFF_MAX_RECORD_BYTES): fewer or shorter custom triggers")])
+        change_id = derive_id("config-change", account_id, event_id)
+        waiter: asyncio.Future[ConfigChange] = asyncio.get_running_loop().create_future()
+        self.feed.waiters[change_id] = waiter
+        try:
+            await self.feed.publish(Topic.CONFIG_REQUESTS, account_id, body)
+            change = await asyncio.wait_for(waiter, OUTCOME_TIMEOUT_S)
+        except TimeoutError:
+            raise Refusal(504, f"config request {event_id} was published but its outcome did "
+                               f"not arrive within {OUTCOME_TIMEOUT_S:.0f} s; look at the "
+                               "history before saving again") from None
+        finally:
+            self.feed.waiters.pop(change_id, None)
+        if not change.accepted:
+            # Refused by the stream although the check passed here: the directory changed in
+            # between. Name the fields again from the directory as it is now, if they are.
+            now = Overlay(self.reader).account(account_id)
+            _, errors = check_config(raw, now)
+            raise Refusal(422, change.reason or "refused", errors or [
+                FieldError("", change.reason or "refused")])
+        saved = self.current(account_id)
+        if saved.version != change.version:  # the partition moved away meanwhile
+            config, _ = check_config(raw, account)
+            assert config is not None and change.version is not None
+            saved = AccountSettings(account_id=account_id, version=change.version, config=config,
+                                    actor=user, event_id=event_id, occurred_at=change.occurred_at)
+        return 200, settings_body(saved)
+
+
+def settings_body(settings: AccountSettings) -> SettingsBody:
+    return SettingsBody(account_id=settings.account_id, version=settings.version,
+                        config=settings.config, actor=settings.actor,
+                        event_id=settings.event_id, updated_at=settings.occurred_at)
+
+
+def json_response(view: web.View, status: int, body: BaseModel,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    return view.bytes(body.model_dump_json().encode(), content_type="application/json",
+                      status=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def static_file(name: str) -> bytes:
+    return resources.files("handoff.api").joinpath("static", name).read_bytes()
+
+
+def _canonical_url(topology: Topology) -> None:
+    """Let other workers reach this one where it listens (Faust's default names the host)."""
+    settings = topology.settings
+    if os.environ.get("NODE_CANONICAL_URL") or settings.web_host in ("0.0.0.0", "::", ""):
+        return  # Faust's own: NODE_CANONICAL_URL, else http://<host name>:<port>
+    with contextlib.suppress(Exception):
+        topology.app.conf.canonical_url = f"http://{settings.web_host}:{settings.web_port}"  # type: ignore[assignment]
+
+
+def register_settings_api(topology: Topology) -> None:
+    """Attach the settings API, its OpenAPI description and the settings page."""
+    if topology.settings.web_port == 0:
+        return  # the web server is off: no API, and no consumer reading for it
+    app = topology.app
+    _canonical_url(topology)
+    api = SettingsApi(topology)
+    app.task(api.feed.run)
+    base = "/accounts/{account_id}/handoff-settings"
+
+    @app.page(base, name="settings-api")
+    class SettingsView(web.View):
+        async def get(self, request: web.Request, account_id: str) -> web.Response:
+            return await api.serve(self, request, account_id, api.get_settings)
+
+        async def put(self, request: web.Request, account_id: str) -> web.Response:
+            return await api.serve(self, request, account_id, api.put_settings)
+
+    @app.page(base + "/history", name="settings-api-history")
+    class HistoryView(web.View):
+        async def get(self, request: web.Request, account_id: str) -> web.Response:
+            return await api.serve(self, request, account_id, api.get_history)
+
+    @app.page(base + "/validate", name="settings-api-validate")
+    class ValidateView(web.View):
+        async def post(self, request: web.Request, account_id: str) -> web.Response:
+            return await api.serve(self, request, account_id, api.validate)
+
+    @app.page(base + "/options", name="settings-api-options")
+    class OptionsView(web.View):
+        async def get(self, request: web.Request, account_id: str) -> web.Response:
+            return await api.serve(self, request, account_id, api.get_options)
+
+    document = orjson.dumps(openapi_document())
+
+    @app.page("/openapi.json", name="settings-api-openapi")
+    async def openapi(self: web.View, request: web.Request) -> web.Response:
+        return self.bytes(document, content_type="application/json")
+
+    files = {name: static_file(name) for name in _STATIC}
+    page_headers = {"Content-Security-Policy": _PAGE_POLICY, "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+
+    @app.page("/settings", name="settings-page")
+    async def page(self: web.View, request: web.Request) -> web.Response:
+        return self.bytes(files["settings.html"], content_type="text/html",
+                          headers=page_headers)
+
+    @app.page("/settings/{name}", name="settings-page-assets")
+    async def asset(self: web.View, request: web.Request, name: str) -> web.Response:
+        if name not in files:
+            return json_response(self, 404, ErrorBody(error=f"no such file: {name}"))
+        kind = _CONTENT_TYPES[name.rsplit(".", 1)[1]]
+        return self.bytes(files[name], content_type=kind, headers=page_headers)

@@ -1,0 +1,433 @@
+"""The settings API, its command line and its page, on two real workers through a real broker.
+
+Two workers share 2 partitions, so one account's tables are on one worker and the other's on
+the other: every request is sent to both ports, and the one that lands on the wrong worker is
+forwarded (the `X-Handoff-Served-By` header says who answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiokafka.partitioner import murmur2
+from click.testing import CliRunner
+
+from handoff.cli import main
+from schemas.topics import Topic
+from tests.builders import message
+from tests.cdp import chromium, chromium_binary
+from tests.kafka_support import Deployment, Worker
+
+pytestmark = pytest.mark.kafka
+
+EDIT = "customer_agent.edit"
+HUMAN = "I want to talk to a human"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Api:
+    dep: Deployment
+    ports: list[int]
+    accounts: list[str]  # accounts[i] is on partition i
+    tokens: dict[str, str] = field(default_factory=dict)  # user id -> token
+
+    def url(self, port: int | None = None) -> str:
+        return f"http://127.0.0.1:{port or self.ports[0]}"
+
+    def call(self, method: str, path: str, token: str | None = None, body: Any = None,
+             port: int | None = None, raw: bytes | None = None) -> Answer:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(self.url(port) + path, data=data, method=method,
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=40) as answer:
+                return Answer(answer.status, json.loads(answer.read()), dict(answer.headers))
+        except urllib.error.HTTPError as exc:
+            return Answer(exc.code, json.loads(exc.read()), dict(exc.headers))
+
+    def settings(self, account: str, user: str, port: int | None = None) -> Answer:
+        return self.call("GET", f"/accounts/{account}/handoff-settings", self.tokens[user],
+                         port=port)
+
+    def put(self, account: str, user: str, config: Any, port: int | None = None) -> Answer:
+        return self.call("PUT", f"/accounts/{account}/handoff-settings", self.tokens[user],
+                         config, port=port)
+
+    def history(self, account: str, user: str) -> list[dict[str, Any]]:
+        answer = self.call("GET", f"/accounts/{account}/handoff-settings/history",
+                           self.tokens[user])
+        assert answer.status == 200, answer
+        versions: list[dict[str, Any]] = answer.body["versions"]
+        return versions
+
+    def cli(self, *args: str) -> Any:
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.dep.settings.bootstrap_servers,
+               "HANDOFF_TOPIC_PREFIX": self.dep.prefix, "HANDOFF_PARTITIONS": "2"}
+        return CliRunner().invoke(main, list(args), env=env)
+
+
+def accounts_one_per_partition(partitions: int = 2) -> list[str]:
+    """Account ids whose records land on partition 0, 1, ... (Kafka's murmur2 partitioner)."""
+    found: dict[int, str] = {}
+    for i in range(1000):
+        name = f"api-acct-{i}"
+        found.setdefault((murmur2(name.encode()) & 0x7FFFFFFF) % partitions, name)
+        if len(found) == partitions:
+            return [found[p] for p in range(partitions)]
+    raise AssertionError("no spread")
+
+
+def until(check: Any, timeout: float = 60.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def api(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    tmp = Path(tmp_path_factory.mktemp("settings-api"))
+    dep = Deployment(kafka_bootstrap, tmp, partitions=2)
+    ports = [free_port(), free_port()]
+    for i, port in enumerate(ports):
+        env = {**dep.env, "HANDOFF_WEB_PORT": str(port), "HANDOFF_DATA_DIR": str(tmp / f"data-{i}")}
+        dep.workers.append(Worker(env, tmp / f"worker-{i}.log"))
+    api = Api(dep, ports, accounts_one_per_partition())
+    try:
+        for worker in dep.workers:
+            worker.start()
+        for account in api.accounts:
+            dep.send(Topic.DIRECTORY, *directory(account))
+            dep.send(Topic.WORKFLOWS, {"workflow_id": f"{account}-wf", "account_id": account,
+                                       "name": "Reassign tickets for customer agent handoff",
+                                       "rules": [{"when": {}, "assign": {"user": f"{account}-ed"}}]})
+            for user in (f"{account}-ed", f"{account}-viewer"):
+                result = api.cli("token", "create", user, "--note", "tests")
+                assert result.exit_code == 0, result.output
+                api.tokens[user] = result.output.strip().splitlines()[-1]
+        # Ready when both workers answer for both accounts: tokens read, partitions settled,
+        # the editors' directory entries decided.
+        for account in api.accounts:
+            for port in ports:
+                until(lambda a=account, p=port: api.settings(a, f"{a}-ed", p).status == 200,
+                      what=f"{account} on port {port}")
+        yield api
+    finally:
+        for worker in dep.workers:
+            worker.stop()
+
+
+def directory(account: str) -> list[dict[str, Any]]:
+    return [
+        {"kind": "inbox", "id": "support", "account_id": account, "type": "inbox",
+         "name": "Support"},
+        {"kind": "inbox", "id": "helpdesk", "account_id": account, "type": "help_desk",
+         "name": "Help desk"},
+        {"kind": "team", "id": "t-care", "account_id": account, "name": "Care"},
+        {"kind": "user", "id": f"{account}-ed", "account_id": account, "name": "Editor",
+         "teams": ["t-care"], "permissions": [EDIT]},
+        {"kind": "user", "id": f"{account}-viewer", "account_id": account, "name": "Viewer",
+         "teams": [], "permissions": []},
+    ]
+
+
+def handoffs(api: Api, conversations: set[str], count: int) -> list[dict[str, Any]]:
+    records = api.dep.read(
+        [Topic.HANDOFF_EVENTS],
+        lambda r: len([v for _, v in r if v["conversation_id"] in conversations]) >= count)
+    return [v for _, v in records if v["conversation_id"] in conversations]
+
+
+# -- who may -----------------------------------------------------------------------------------
+
+
+def test_missing_forged_foreign_and_unpermitted_callers_are_refused_and_change_nothing(
+        api: Api) -> None:
+    account, other = api.accounts
+    editor = f"{account}-ed"
+    assert api.put(account, editor, {"custom_triggers": ["refund"]}).status == 200
+    before = api.settings(account, editor).body
+    history = api.history(account, editor)
+    path = f"/accounts/{account}/handoff-settings"
+    change = {"process": "none", "custom_triggers": ["hijack"]}
+    real = api.tokens[editor]
+    forged = real[:-8] + ("A" * 8 if not real.endswith("A" * 8) else "B" * 8)  # same id, wrong secret
+
+    missing = api.call("PUT", path, None, change)
+    assert (missing.status, missing.body["error"]) == (401, missing.body["error"])
+    assert missing.body["error"].startswith("missing bearer token")
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    for token in (forged, "hnd_0123456789abcdef_" + "x" * 43, "not-a-token"):
+        refused = api.call("PUT", path, token, change)
+        assert (refused.status, refused.body["error"]) == (401, "unknown or revoked token")
+    viewer = api.put(account, f"{account}-viewer", change)
+    assert (viewer.status, viewer.body["error"]) == (
+        403, f"user {account}-viewer lacks the customer_agent.edit permission")
+    foreign = api.put(account, f"{other}-ed", change)  # an editor, but of the other account
+    assert (foreign.status, foreign.body["error"]) == (
+        403, f"user {other}-ed is not a user of account {account}")
+    assert api.settings(account, f"{account}-viewer").status == 403  # reading too
+    assert api.call("GET", path + "/history", api.tokens[f"{other}-ed"]).status == 403
+
+    assert api.settings(account, editor).body == before
+    assert api.history(account, editor) == history
+    assert before["config"]["custom_triggers"] == ["refund"]
+
+
+def test_a_revoked_token_is_refused(api: Api) -> None:
+    account = api.accounts[1]
+    result = api.cli("token", "create", f"{account}-ed")
+    token = result.output.strip().splitlines()[-1]
+    path = f"/accounts/{account}/handoff-settings"
+    until(lambda: api.call("GET", path, token).status == 200, what="the new token")
+    listed = api.cli("token", "list", "--user", f"{account}-ed")
+    assert token.split("_")[1] in listed.output and token not in listed.output
+    revoked = api.cli("token", "revoke", token)
+    assert revoked.exit_code == 0 and "1 tokens revoked" in revoked.output
+    until(lambda: all(api.call("GET", path, token, port=p).status == 401 for p in api.ports),
+          what="the revocation")
+
+
+# -- what is saved -------------------------------------------------------------------------------
+
+
+def test_invalid_settings_are_422_with_each_field_and_change_nothing(api: Api) -> None:
+    account = api.accounts[1]
+    editor = f"{account}-ed"
+    before = api.settings(account, editor).body
+    answer = api.put(account, editor, {
+        "custom_triggers": ["refund", ""], "proces": "none",
+        "routing": {"mode": "workflow", "workflow_id": "wf-missing", "destination": "support"},
+        "messages": {"available": "  "}})
+    assert answer.status == 422
+    assert answer.body["errors"] == [
+        {"field": "proces", "message": "unknown setting; known here: custom_triggers, process, "
+                                       "routing, messages, unassigned_chat"},
+        {"field": "custom_triggers[1]", "message": "String should have at least 1 character"},
+    ]
+    answer = api.put(account, editor, {
+        "routing": {"mode": "workflow", "workflow_id": "wf-missing", "destination": "support"},
+        "messages": {"available": "  "}})
+    assert answer.status == 422
+    assert [(e["field"], e["message"]) for e in answer.body["errors"]] == [
+        ("messages.available", "is blank; write the message the visitor should see"),
+        ("routing.destination", "support is an inbox; ticket-based workflows need a help desk"),
+        ("routing.workflow_id", f"workflow wf-missing does not exist in account {account}")]
+    not_json = api.call("PUT", f"/accounts/{account}/handoff-settings", api.tokens[editor],
+                        raw=b"process: none")
+    assert (not_json.status, not_json.body["error"]) == (422, "the body is not JSON")
+    assert api.settings(account, editor).body == before
+
+
+def test_a_change_applies_to_the_next_message_and_not_to_earlier_ones(api: Api) -> None:
+    account = api.accounts[0]
+    editor = f"{account}-ed"
+    dep = api.dep
+    dep.send(Topic.CHAT_MESSAGES, message("next-1", HUMAN, account=account,
+                                          conversation="c-next-1"))
+    (earlier,) = handoffs(api, {"c-next-1"}, 1)
+    old_version = earlier["config_version"]
+    assert (earlier["process"], earlier["handed_off"]) == ("live", True)
+
+    saved = api.put(account, editor, {"process": "none", "custom_triggers": ["oppsigelse"]},
+                    port=api.ports[1])
+    assert saved.status == 200, saved.body
+    version = saved.body["version"]
+    assert version == old_version + 1
+    assert saved.body["config"]["process"] == "none"
+
+    dep.send(Topic.CHAT_MESSAGES, message("next-2", HUMAN, account=account,
+                                          conversation="c-next-2"))
+    dep.send(Topic.CHAT_MESSAGES, message("next-3", "Jeg vil ha oppsigelse", account=account,
+                                          conversation="c-next-3"))
+    got = {h["conversation_id"]: h for h in
+           handoffs(api, {"c-next-1", "c-next-2", "c-next-3"}, 3)}
+    assert got["c-next-1"] == earlier  # decided with the old settings, and only once
+    assert [(got[c]["config_version"], got[c]["process"], got[c]["handed_off"],
+             got[c]["trigger"]["kind"]) for c in ("c-next-2", "c-next-3")] == [
+        (version, "none", False, "human_requested"), (version, "none", False, "custom_phrase")]
+    assert api.history(account, editor)[0]["version"] == version
+
+
+def test_either_worker_answers_for_either_account(api: Api) -> None:
+    served_by = {}
+    for account in api.accounts:
+        editor = f"{account}-ed"
+        answers = [api.settings(account, editor, port) for port in api.ports]
+        assert [a.status for a in answers] == [200, 200]
+        assert answers[0].body == answers[1].body
+        assert answers[0].headers["X-Handoff-Served-By"] == answers[1].headers["X-Handoff-Served-By"]
+        served_by[account] = answers[0].headers["X-Handoff-Served-By"]
+        # A PUT, body and all, through the worker that does not hold the account.
+        other_port = next(p for p in api.ports if not served_by[account].endswith(f":{p}"))
+        saved = api.put(account, editor, {"custom_triggers": ["forwarded"]}, port=other_port)
+        assert saved.status == 200, saved.body
+        assert saved.headers["X-Handoff-Served-By"] == served_by[account]
+        assert api.settings(account, editor).body["config"]["custom_triggers"] == ["forwarded"]
+    # Two workers, two partitions: each account's tables are on a different worker.
+    assert len(set(served_by.values())) == 2
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_config_commands_work_from_a_yaml_file_through_the_api(api: Api, tmp_path: Path) -> None:
+    account = api.accounts[1]
+    auth = ["--url", api.url(api.ports[0]), "--token", api.tokens[f"{account}-ed"]]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("process: sometimes\nrouting: {mode: workflow, workflow_id: nope, "
+                   "destination: helpdesk}\n")
+    result = api.cli("config", "validate", account, str(bad), *auth)
+    assert result.exit_code == 1
+    assert "  process: Input should be 'live', 'async' or 'none'" in result.output
+
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({"config": {
+        "custom_triggers": ["kansellering", "Refusjon"], "process": "live",
+        "routing": {"mode": "workflow", "workflow_id": f"{account}-wf", "destination": "helpdesk"},
+        "messages": {"unassigned": "Takk! Saken din er i køen."}, "unassigned_chat": "close"}}))
+    result = api.cli("config", "validate", account, str(good), *auth)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"valid for account {account}")
+    version = api.settings(account, f"{account}-ed").body["version"]
+    assert version == api.history(account, f"{account}-ed")[0]["version"]  # validate saved nothing
+
+    result = api.cli("config", "set", account, str(good), *auth)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"saved: account {account}, version {version + 1}"
+
+    out = tmp_path / "current.yaml"
+    result = api.cli("config", "get", account, "--out", str(out), *auth)
+    assert result.exit_code == 0, result.output
+    current = yaml.safe_load(out.read_text())
+    assert out.read_text().startswith(f"# handoff settings of account {account}, version "
+                                      f"{version + 1}, saved by {account}-ed")
+    assert (current["custom_triggers"], current["unassigned_chat"]) == (
+        ["kansellering", "Refusjon"], "close")
+    assert current["messages"]["unassigned"] == "Takk! Saken din er i køen."
+
+    result = api.cli("config", "history", account, "--limit", "2", *auth)
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"v{version + 1} ") and f"workflow {account}-wf in helpdesk" in first
+
+    result = api.cli("config", "get", account, "--url", api.url(), "--token", "hnd_nope")
+    assert result.exit_code == 1 and "refused (401): unknown or revoked token" in result.output
+
+
+def test_openapi_description_and_page_are_served(api: Api) -> None:
+    with urllib.request.urlopen(api.url() + "/openapi.json", timeout=10) as answer:
+        doc = json.loads(answer.read())
+    assert doc["openapi"].startswith("3.1")
+    ops = {(path, method) for path, item in doc["paths"].items() for method in item
+           if method != "parameters"}
+    assert {("/accounts/{account_id}/handoff-settings", "get"),
+            ("/accounts/{account_id}/handoff-settings", "put"),
+            ("/accounts/{account_id}/handoff-settings/history", "get")} <= ops
+    put = doc["paths"]["/accounts/{account_id}/handoff-settings"]["put"]
+    assert {"200", "401", "403", "422"} <= set(put["responses"])
+    with urllib.request.urlopen(api.url() + "/settings", timeout=10) as answer:
+        assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+        assert b"Human handoff" in answer.read()
+    with pytest.raises(urllib.error.HTTPError) as table:  # Faust's table pages are off
+        urllib.request.urlopen(api.url() + f"/table/accounts/{api.accounts[0]}", timeout=10)
+    assert table.value.code == 404
+
+
+# -- the page, in a browser ----------------------------------------------------------------------
+
+
+def test_the_settings_page_saves_settings_that_the_stream_applies(api: Api, tmp_path: Path
+                                                                  ) -> None:
+    if chromium_binary() is None:
+        pytest.skip("Debian's chromium package is not installed (.ci/run installs it; "
+                    "`apt-get install chromium` here)")
+    account = api.accounts[1]
+    token = api.tokens[f"{account}-ed"]
+    before = api.settings(account, f"{account}-ed").body["version"]
+    available, unavailable = "Nettleser: vi kobler deg til nå.", "Nettleser: vi svarer snart."
+
+    async def edit() -> tuple[str, str, str]:
+        async with chromium(tmp_path / "profile") as page:
+            # The port that does not hold this account: the page's requests are forwarded.
+            await page.goto(f"{api.url(api.ports[0])}/settings?account={account}")
+            await page.type("#token", token)
+            await page.click("#load")
+            await page.wait_for("!document.querySelector('#settings').hidden")
+            await page.click("input[name=process][value=async]")
+            await page.click("input[name=mode][value=direct]")
+            await page.wait_for("!document.querySelector('#destination').closest('[data-show]').hidden")
+            # Delete every trigger, then add one and save it empty: the API's error shows there.
+            while await page.evaluate("document.querySelectorAll('#trigger-list li').length"):
+                await page.click("#trigger-list li .delete")
+            await page.click("#add-trigger")
+            await page.click("#save")
+            empty_error = await page.wait_for(
+                "document.querySelector('#trigger-list li .error').textContent")
+            await page.type("#trigger-list li input", "kansellering")
+            await page.choose("#destination", "support")
+            await page.click("input[name=assignee][value='user:" + account + "-ed']")
+            await page.type("#msg-available", available)
+            await page.type("#msg-unavailable", unavailable)
+            await page.click("#save")
+            status = await page.wait_for(
+                "(t => t.startsWith('Saved') && t)(document.querySelector('#status').textContent)")
+            version_line = await page.text("#version")
+            await page.screenshot(tmp_path / "settings.png")
+            return str(empty_error), str(status), version_line
+
+    empty_error, status, version_line = asyncio.run(edit())
+    assert empty_error == "String should have at least 1 character"
+    assert status == f"Saved: version {before + 1}"
+    assert version_line.startswith(f"Version {before + 1}, saved by {account}-ed")
+    saved = api.settings(account, f"{account}-ed").body
+    assert saved["config"]["custom_triggers"] == ["kansellering"]
+    assert saved["config"]["process"] == "async"
+    assert saved["config"]["routing"] == {"mode": "direct", "destination": "support",
+                                          "assignees": [{"type": "user", "id": f"{account}-ed"}]}
+
+    api.dep.send(Topic.CHAT_MESSAGES, message("page-1", "Jeg ønsker kansellering",
+                                              account=account, conversation="c-page-1"))
+    out = api.dep.read([Topic.HANDOFF_EVENTS, Topic.ASSIGNMENTS, Topic.CHAT_OUTBOUND],
+                       lambda r: sum(v["conversation_id"] == "c-page-1" for _, v in r) >= 3)
+    mine = {t: v for t, v in out if v["conversation_id"] == "c-page-1"}
+    handoff = mine["handoff.events"]
+    assert (handoff["trigger"]["kind"], handoff["trigger"]["phrase"], handoff["process"],
+            handoff["config_version"]) == ("custom_phrase", "kansellering", "async", before + 1)
+    assignment = mine["assignments"]
+    assert (assignment["inbox_id"], assignment["assignee"], assignment["mode"],
+            assignment["config_version"]) == (
+        "support", {"type": "user", "id": f"{account}-ed"}, "async", before + 1)
+    assert mine["chat.outbound"]["text"] in (available, unavailable)
