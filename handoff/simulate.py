@@ -1,0 +1,386 @@
+"""What-if: recorded traffic decided again with proposed settings, against what happened.
+
+One pass over the account's records on `handoff.account-events` feeds two engines, each with
+its own store: the recorded run (the settings as they were; replay equals the live outputs, see
+`handoff/replay.py`) and the what-if run, in which the account's settings read as the proposal
+from the start of the range on. Recorded config requests of the account inside the range are
+still checked and versioned as they were (their outcome records do not change), but their
+settings are not applied: the proposal stays in force throughout, as if it had been saved just
+before the range and never changed. Everything before the range only rebuilds state, in both
+runs alike.
+
+The records are streamed; what is kept is two bounded stores (`handoff/spill.py`), the
+counters and one short outcome line per conversation that has a handoff in either run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from handoff.config import WorkerSettings
+from handoff.core.engine import Engine
+from handoff.core.settings import check_config
+from handoff.core.state import AccountSettings
+from handoff.core.store import Decision, Overlay, Table, Write
+from handoff.core.triggers import Matchers
+from handoff.history import (
+    LogRange,
+    Progress,
+    open_consumer,
+    parse_event,
+    partition_for,
+    partitions_of,
+    plan,
+    read_spans,
+)
+from handoff.replay import decide
+from handoff.spill import SpillStore
+from handoff.triggers.custom import normalize_phrase
+from handoff.triggers.human_request import HumanRequestDetector
+from schemas.internal import SequencedChat
+from schemas.settings import DirectRouting, HandoffConfig
+from schemas.topics import Topic
+
+
+def load_proposal(path: Path, account: str | None) -> tuple[str, dict[str, Any]]:
+    """The account and the raw proposed config from a YAML/JSON file.
+
+    The file is a `config` object as in a config request, or `{account_id, config}`.
+    """
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a config object (custom_triggers, process, "
+                         "routing, messages, unassigned_chat)")
+    named = data.get("account_id")
+    raw = data["config"] if isinstance(data.get("config"), dict) else {
+        k: v for k, v in data.items() if k != "account_id"}
+    if account and named and account != named:
+        raise ValueError(f"{path} is for account {named}, --account says {account}")
+    account_id = account or named
+    if not isinstance(account_id, str) or not account_id:
+        raise ValueError("say which account the settings are for: --account A, or account_id "
+                         "in the file")
+    try:
+        HandoffConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        raise ValueError(f"{path}: not valid handoff settings: {problems}") from None
+    return account_id, raw
+
+
+class WhatIf:
+    """The what-if run's store: the account's settings read as the proposal once active."""
+
+    def __init__(self, base: SpillStore, account_id: str, config: HandoffConfig) -> None:
+        self.base = base
+        self.account_id = account_id
+        self.config = config
+        self.active = False
+        self._cached: tuple[object, AccountSettings] | None = None
+
+    def get(self, table: Table, key: str) -> object | None:
+        value = self.base.get(table, key)
+        if not (self.active and table is Table.SETTINGS and key == self.account_id):
+            return value
+        if self._cached is not None and self._cached[0] is value:
+            return self._cached[1]
+        current = Overlay(self.base).settings(key)
+        proposed = current.model_copy(update={"config": self.config})
+        self._cached = (value, proposed)
+        return proposed
+
+    def apply(self, writes: list[Write]) -> None:
+        self.base.apply(writes)
+
+
+@dataclass
+class Tally:
+    """What one run decided inside the range."""
+
+    handoffs: int = 0
+    recorded_only: int = 0  # process none: a trigger without a handoff
+    unassigned: int = 0
+    tickets: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_phrase: Counter[str] = field(default_factory=Counter)
+    by_channel: Counter[str] = field(default_factory=Counter)
+    by_team: Counter[str] = field(default_factory=Counter)
+    by_assignee: Counter[str] = field(default_factory=Counter)
+
+    def add(self, decision: Decision, store: Overlay, account_id: str) -> list[str]:
+        """Count a decision's records; returns its outcome lines (one per handoff event)."""
+        outcomes: list[str] = []
+        handoff: Any = None
+        for emit in decision.emits:
+            v: Any = emit.value
+            if emit.topic is Topic.HANDOFF_EVENTS:
+                handoff = v
+                kind = v.trigger.kind.value
+                if not v.handed_off:
+                    self.recorded_only += 1
+                    outcomes.append(f"{_trigger(v)} recorded only (process none)")
+                    continue
+                self.handoffs += 1
+                self.by_kind[kind] += 1
+                self.by_channel[v.channel.value] += 1
+                if v.trigger.phrase:
+                    self.by_phrase[f"{kind} '{v.trigger.phrase}'"] += 1
+            elif emit.topic is Topic.TICKETS_CREATED:
+                self.tickets += 1
+            elif emit.topic is Topic.ASSIGNMENTS:
+                who = v.assignee
+                if who is None:
+                    self.unassigned += 1
+                    self.by_assignee["(unassigned)"] += 1
+                    target = "unassigned"
+                else:
+                    self.by_assignee[f"{who.type} {who.id}"] += 1
+                    self.by_team[_team(store, account_id, who.type, who.id)] += 1
+                    target = f"{who.type} {who.id}"
+                outcomes.append(f"{_trigger(handoff)} -> {target} in {v.inbox_id} ({v.mode})")
+        return outcomes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"handoffs": self.handoffs, "recorded_only": self.recorded_only,
+                "unassigned": self.unassigned, "tickets": self.tickets,
+                "by_trigger_kind": dict(self.by_kind), "by_phrase": dict(self.by_phrase),
+                "by_channel": dict(self.by_channel), "by_team": dict(self.by_team),
+                "by_assignee": dict(self.by_assignee)}
+
+
+def _trigger(handoff: Any) -> str:
+    if handoff is None:
+        return "?"
+    t = handoff.trigger
+    phrase = f" '{t.phrase}'" if t.phrase else ""
+    return f"{t.kind.value}{phrase} at {t.message_event_id}"
+
+
+def _team(store: Overlay, account_id: str, kind: str, ident: str) -> str:
+    """A team assignee, or a user's first team in the directory."""
+    if kind == "team":
+        return ident
+    user = store.account(account_id).users.get(ident)
+    return user.teams[0] if user is not None and user.teams else "(no team)"
+
+
+@dataclass
+class Changed:
+    conversation_id: str
+    kind: str  # new handoff | no handoff any more | different trigger | different route
+    recorded: list[str]
+    what_if: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"conversation_id": self.conversation_id, "change": self.kind,
+                "recorded": self.recorded, "what_if": self.what_if}
+
+
+@dataclass
+class Report:
+    account_id: str
+    range: str
+    proposal: HandoffConfig
+    records_in_range: int = 0
+    records_before: int = 0
+    versions_replaced: list[int] = field(default_factory=list)  # recorded in force: first, last
+    compared_with: int | None = None  # the recorded version the phrase changes are against
+    phrases_added: list[str] = field(default_factory=list)
+    phrases_removed: list[str] = field(default_factory=list)
+    recorded: Tally = field(default_factory=Tally)
+    what_if: Tally = field(default_factory=Tally)
+    changed: list[Changed] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def extra_handoffs(self) -> int:
+        return self.what_if.handoffs - self.recorded.handoffs
+
+    def changed_counts(self) -> dict[str, int]:
+        return dict(Counter(c.kind for c in self.changed))
+
+    def to_json(self, list_changed: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "account_id": self.account_id, "range": self.range,
+            "records": {"in_range": self.records_in_range, "before_range": self.records_before},
+            "proposal": {"config": self.proposal.model_dump(mode="json"),
+                         "replaces_versions": self.versions_replaced,
+                         "compared_with_version": self.compared_with,
+                         "phrases_added": self.phrases_added,
+                         "phrases_removed": self.phrases_removed},
+            "recorded": self.recorded.to_json(), "what_if": self.what_if.to_json(),
+            "extra_handoffs": self.extra_handoffs,
+            "changed": {"count": len(self.changed), "by_change": self.changed_counts()},
+            "warnings": self.warnings}
+        if list_changed:
+            out["changed"]["conversations"] = [c.to_json() for c in self.changed]
+        return out
+
+
+def _classify(recorded: list[str], what_if: list[str]) -> str:
+    handed_before = any(" -> " in o for o in recorded)
+    handed_after = any(" -> " in o for o in what_if)
+    if handed_after and not handed_before:
+        return "new handoff"
+    if handed_before and not handed_after:
+        return "no handoff any more"
+    if [o.split(" -> ")[0] for o in recorded] != [o.split(" -> ")[0] for o in what_if]:
+        return "different trigger"
+    return "different route"
+
+
+async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[str, Any],
+                         log_range: LogRange | None = None, progress: bool = False) -> Report:
+    """Decide the account's recorded traffic twice, as recorded and with the proposal."""
+    log_range = log_range or LogRange()
+    proposal = HandoffConfig.model_validate(raw)
+    detector = HumanRequestDetector.load(list(settings.human_request_dirs))
+    # Two engines: each keeps its own compiled phrase matcher, so neither recompiles.
+    recorded_engine, what_if_engine = Engine(Matchers(detector)), Engine(Matchers(detector))
+    report = Report(account_id, log_range.describe(), proposal)
+    outcomes: dict[str, tuple[list[str], list[str]]] = {}
+    source = settings.topic(Topic.ACCOUNT_EVENTS)
+    key = account_id.encode()
+    async with open_consumer(settings) as consumer:
+        with SpillStore() as recorded_store, SpillStore() as what_if_base:
+            what_if = WhatIf(what_if_base, account_id, proposal)
+            numbers = await partitions_of(consumer, source)
+            home = partition_for(account_id, len(numbers))
+            for only in ([home], [p for p in numbers if p != home]):
+                spans = await plan(consumer, source, log_range, only)
+                counter = Progress("simulate", sum(s.records for s in spans), enabled=progress)
+                async for record in read_spans(consumer, source, spans, keys={key},
+                                               progress=counter):
+                    event = parse_event(record.value)
+                    if event is None or event.account_id != account_id:
+                        continue
+                    if not record.in_range:
+                        report.records_before += 1
+                        decide(recorded_engine, recorded_store, event)
+                        decide(what_if_engine, what_if, event)
+                        continue
+                    report.records_in_range += 1
+                    if not what_if.active:
+                        _activate(report, what_if, Overlay(recorded_store))
+                    before = decide(recorded_engine, recorded_store, event)
+                    after = decide(what_if_engine, what_if, event)
+                    if not isinstance(event, SequencedChat):
+                        continue
+                    lines_before = (report.recorded.add(before, Overlay(recorded_store),
+                                                        account_id) if before else [])
+                    lines_after = (report.what_if.add(after, Overlay(what_if_base), account_id)
+                                   if after else [])
+                    if lines_before or lines_after:
+                        pair = outcomes.setdefault(event.record.conversation_id, ([], []))
+                        pair[0].extend(lines_before)
+                        pair[1].extend(lines_after)
+                counter.close()
+                if report.records_in_range or report.records_before:
+                    break  # found on its own partition: the others hold other accounts
+            if not (report.records_in_range or report.records_before):
+                raise LookupError(f"account {account_id} has no records on {source}")
+            _finish(report, Overlay(recorded_store), raw)
+    report.changed = [Changed(conv, _classify(a, b), a, b)
+                      for conv, (a, b) in sorted(outcomes.items()) if a != b]
+    return report
+
+
+def _activate(report: Report, what_if: WhatIf, recorded: Overlay) -> None:
+    """Put the proposal in force (phrases that normalise alike kept once, as on saving)."""
+    phrases: dict[str, str] = {}
+    for phrase in report.proposal.custom_triggers:
+        phrases.setdefault(normalize_phrase(phrase), phrase)
+    report.proposal = what_if.config = report.proposal.model_copy(
+        update={"custom_triggers": list(phrases.values())})
+    report.versions_replaced.append(recorded.settings(report.account_id).version)
+    what_if.active = True
+
+
+def _finish(report: Report, recorded: Overlay, raw: dict[str, Any]) -> None:
+    """Compare with the settings recorded at the end; check against the directory there."""
+    current = recorded.settings(report.account_id)
+    if current.version not in report.versions_replaced:
+        report.versions_replaced.append(current.version)
+    old, new = set(current.config.custom_triggers), set(report.proposal.custom_triggers)
+    report.compared_with = current.version
+    report.phrases_added = [p for p in report.proposal.custom_triggers if p not in old]
+    report.phrases_removed = [p for p in current.config.custom_triggers if p not in new]
+    _, errors = check_config(raw, recorded.account(report.account_id))
+    report.warnings += [f"{e} (in the directory at the end of the range; simulated anyway)"
+                        for e in errors]
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def _describe(config: HandoffConfig) -> str:
+    routing = config.routing
+    if isinstance(routing, DirectRouting):
+        who = ", ".join(f"{a.type} {a.id}" for a in routing.assignees) or "nobody"
+        route = f"direct to {routing.destination or 'the first inbox'} [{who}]"
+    else:
+        route = f"workflow {routing.workflow_id} in {routing.destination}"
+    return (f"process {config.process.value}, {route}, {len(config.custom_triggers)} custom "
+            f"phrases, unassigned chats {config.unassigned_chat.value}")
+
+
+def format_report(report: Report, list_changed: bool = False) -> str:
+    r, w = report.recorded, report.what_if
+    lines = [f"What-if for account {report.account_id} over {report.range}: "
+             f"{report.records_in_range:,} records of the account decided twice "
+             f"({report.records_before:,} before the range only rebuilt state).",
+             "Proposed settings, in force for the whole range instead of recorded "
+             + " to ".join(f"v{v}" for v in report.versions_replaced)
+             + f" (recorded config requests are versioned but not applied): "
+             f"{_describe(report.proposal)}."]
+    if report.phrases_added or report.phrases_removed:
+        added = ", ".join(f"'{p}'" for p in report.phrases_added) or "none"
+        removed = ", ".join(f"'{p}'" for p in report.phrases_removed) or "none"
+        lines.append(f"Custom phrases against recorded v{report.compared_with}: added {added}; "
+                     f"removed {removed}.")
+    for warning in report.warnings:
+        lines.append(f"warning: {warning}")
+    labels = [k for a, b in ((r.by_kind, w.by_kind), (r.by_phrase, w.by_phrase),
+                             (r.by_channel, w.by_channel), (r.by_team, w.by_team),
+                             (r.by_assignee, w.by_assignee)) for k in (*a, *b)]
+    width = max([40, *(len(k) + 4 for k in labels)])
+    lines += ["", f"{'':<{width}}{'recorded':>10}{'what-if':>10}{'change':>10}"]
+
+    def row(label: str, a: int, b: int, indent: str = "") -> None:
+        change = f"{b - a:+d}" if b != a else "0"
+        lines.append(f"{indent + label:<{width}}{a:>10,}{b:>10,}{change:>10}")
+
+    row("handoffs", r.handoffs, w.handoffs)
+    row("triggers recorded only (process none)", r.recorded_only, w.recorded_only)
+    row("left unassigned", r.unassigned, w.unassigned)
+    row("tickets created", r.tickets, w.tickets)
+    for title, a, b in (("by trigger kind", r.by_kind, w.by_kind),
+                        ("by phrase", r.by_phrase, w.by_phrase),
+                        ("by channel", r.by_channel, w.by_channel),
+                        ("by team", r.by_team, w.by_team),
+                        ("by assignee", r.by_assignee, w.by_assignee)):
+        keys = sorted(set(a) | set(b), key=lambda k: (-max(a[k], b[k]), k))
+        if not keys:
+            continue
+        lines.append(title)
+        for k in keys:
+            row(k, a[k], b[k], "  ")
+    counts = report.changed_counts()
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    lines += ["", f"Conversations whose outcome changes: {len(report.changed)}"
+              + (f" ({summary})" if summary else "")
+              + ("" if list_changed or not report.changed else "; --list-changed lists them")]
+    if list_changed:
+        for c in report.changed:
+            lines.append(f"  {c.conversation_id}: {c.kind}")
+            lines.append(f"      recorded: {'; '.join(c.recorded) or 'no handoff'}")
+            lines.append(f"      what-if:  {'; '.join(c.what_if) or 'no handoff'}")
+    return "\n".join(lines)
+

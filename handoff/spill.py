@@ -1,0 +1,108 @@
+"""A state store for long replays: a bounded in-memory cache over a temporary SQLite file.
+
+Replaying a day of traffic touches one conversation state per conversation; kept in a dict they
+would grow with the replayed range. `SpillStore` keeps the most recently used `cache_entries`
+values as they are and writes the others, as JSON, to a throw-away SQLite file, so memory stays
+flat however long the range. A value read back is a plain dict, exactly as a Faust table
+restored from its changelog gives it, and the core reads both alike (`store._typed`), so the
+decisions and their bytes do not change (tested against `MemoryStore`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import orjson
+from pydantic import BaseModel
+
+from handoff.core.store import Table, Write
+
+DEFAULT_CACHE_ENTRIES = 10_000
+_FLUSH_EVERY = 2_000
+_MISSING = object()
+
+
+def _encode(value: object) -> bytes:
+    if isinstance(value, BaseModel):
+        return value.__pydantic_serializer__.to_json(value)
+    return orjson.dumps(value)
+
+
+class SpillStore:
+    """`MemoryStore`'s interface (`get`, `apply`) with at most `cache_entries` values in memory."""
+
+    def __init__(self, cache_entries: int = DEFAULT_CACHE_ENTRIES, directory: Path | None = None
+                 ) -> None:
+        if cache_entries < 1:
+            raise ValueError("cache_entries must be at least 1")
+        self.cache_entries = cache_entries
+        self._cache: OrderedDict[tuple[Table, str], object] = OrderedDict()
+        self._evicted: dict[tuple[Table, str], bytes] = {}  # written out at the next flush
+        self._tmp = tempfile.TemporaryDirectory(prefix="handoff-spill-", dir=directory)
+        self._db = sqlite3.connect(Path(self._tmp.name) / "state.sqlite3")
+        self._db.executescript("""
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            PRAGMA cache_size = -4096;
+            CREATE TABLE state (t TEXT NOT NULL, k TEXT NOT NULL, v BLOB NOT NULL,
+                                PRIMARY KEY (t, k)) WITHOUT ROWID;
+        """)
+        self.spilled = 0  # values ever written to disk, for the figures
+
+    def get(self, table: Table, key: str) -> object | None:
+        slot = (table, key)
+        hit = self._cache.get(slot, _MISSING)
+        if hit is not _MISSING:
+            self._cache.move_to_end(slot)
+            return hit
+        raw = self._evicted.pop(slot, None)
+        if raw is None:
+            row = self._db.execute("SELECT v FROM state WHERE t = ? AND k = ?",
+                                   (table.value, key)).fetchone()
+            if row is None:
+                return None
+            raw = row[0]
+        value: object = orjson.loads(raw)
+        self._remember(slot, value)
+        return value
+
+    def apply(self, writes: list[Write]) -> None:
+        """Apply a decision's writes in order."""
+        for w in writes:
+            slot = (w.table, w.key)
+            if w.value is None:
+                self._cache.pop(slot, None)
+                self._evicted.pop(slot, None)
+                self._db.execute("DELETE FROM state WHERE t = ? AND k = ?", (w.table.value, w.key))
+            else:
+                self._cache.pop(slot, None)
+                self._evicted.pop(slot, None)
+                self._remember(slot, w.value)
+
+    def _remember(self, slot: tuple[Table, str], value: object) -> None:
+        self._cache[slot] = value
+        while len(self._cache) > self.cache_entries:
+            old, old_value = self._cache.popitem(last=False)
+            self._evicted[old] = _encode(old_value)
+        if len(self._evicted) >= _FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows = [(t.value, k, v) for (t, k), v in self._evicted.items()]
+        self._db.executemany("INSERT OR REPLACE INTO state (t, k, v) VALUES (?, ?, ?)", rows)
+        self._db.commit()
+        self.spilled += len(rows)
+        self._evicted.clear()
+
+    def close(self) -> None:
+        self._db.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> SpillStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
