@@ -1,0 +1,273 @@
+"""Prometheus metrics of one worker, in a registry of its own (several apps may share a process).
+
+The decision agent reports to a `Metrics` object with one call per decision
+(`observe_decision`); dead letters are counted by a Faust sensor on what is published to the
+`deadletter` topic, whichever agent sets a record aside; consumer lag and open conversations
+are computed when `/metrics` is scraped. Labels are small fixed sets (trigger kind, process, outcome, contract
+topic, partition, reason class): never conversation, user or account ids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+from faust.sensors.base import Sensor
+from faust.types.transports import ProducerT
+from faust.types.tuples import PendingMessage, RecordMetadata
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from handoff.core.state import Phase
+from handoff.core.store import Decision, Table
+from handoff.ops.health import not_ready_reason
+from handoff.ops.logs import log_decision
+from schemas.common import Process, TriggerKind
+from schemas.internal import AccountEvent
+from schemas.outputs import Assignment, ConfigChange, HandoffEvent, TicketCreated
+from schemas.topics import Topic
+
+# No `*_created` series: they double the scrape and no alert here needs them (process-wide).
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Dead letter reasons, from the error text intake and the decision agent write.
+REASON_CLASSES = ("not_json", "missing_field", "wrong_type", "too_large", "other")
+_REASON_MARKERS = (
+    ("too_large", ("over the limit", "nested deeper")),
+    ("not_json", ("Invalid JSON", "empty record", "JSON input should be")),
+    ("missing_field", ("Field required",)),
+    ("wrong_type", ("Input should be", "Input is", "should be a valid", "Extra inputs")),
+)
+_TOPIC_NAMES = frozenset(t.value for t in Topic)
+# Seconds from a triggering message's sent_at to its assignment being published.
+_ASSIGNMENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+                       3600.0)
+# Seconds one account event takes in the decision agent (decide, table writes, sends).
+_DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+OPEN_VIEWS = ("assigned", "unassigned")
+
+
+def classify_error(error: str) -> str:
+    """The reason class of a dead letter's error text (one of `REASON_CLASSES`)."""
+    for reason, markers in _REASON_MARKERS:
+        if any(marker in error for marker in markers):
+            return reason
+    return "other"
+
+
+def _phase_view(value: object) -> tuple[str | None, str | None]:
+    """Phase and view of a conversation state, live (a model) or restored (a dict)."""
+    if isinstance(value, Mapping):
+        phase, view = value.get("phase"), value.get("view")
+    else:
+        phase, view = getattr(value, "phase", None), getattr(value, "view", None)
+    return (str(phase) if phase is not None else None, str(view) if view is not None else None)
+
+
+class Metrics:
+    """Every metric the service exports, and the hooks the agents call."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.handoffs = Counter(
+            "handoff_handoffs", "Triggers fired (handoff.events records), by trigger kind and "
+            "process; process none means recorded but not handed off.",
+            ["trigger", "process"], registry=r)
+        self.tickets = Counter("handoff_tickets_created",
+                               "Tickets created (tickets.created records).", registry=r)
+        self.assignments = Counter(
+            "handoff_assignments", "Assignments published, by outcome (assigned or "
+            "unassigned) and mode (live or async).", ["outcome", "mode"], registry=r)
+        self.time_to_assignment = Histogram(
+            "handoff_time_to_assignment_seconds", "Wall-clock seconds from the triggering "
+            "message's sent_at to its assignment being published.", ["outcome"],
+            buckets=_ASSIGNMENT_BUCKETS, registry=r)
+        self.config_changes = Counter(
+            "handoff_config_changes", "Handoff settings requests decided, by outcome.",
+            ["outcome"], registry=r)
+        self.dead_letters = Counter(
+            "handoff_dead_letters", "Records set aside on the deadletter topic, by source "
+            "topic and reason class.", ["source_topic", "reason"], registry=r)
+        self.decision_seconds = Histogram(
+            "handoff_decision_seconds", "Seconds the decision agent spends on one account "
+            "event (decide, table writes, sends), by the event's source topic.", ["source"],
+            buckets=_DECISION_BUCKETS, registry=r)
+        for kind in TriggerKind:
+            for process in Process:
+                self.handoffs.labels(kind.value, process.value)
+        for outcome in ("assigned", "unassigned"):
+            self.time_to_assignment.labels(outcome)
+            for mode in ("live", "async"):
+                self.assignments.labels(outcome, mode)
+        for outcome in ("accepted", "refused"):
+            self.config_changes.labels(outcome)
+
+        # Conversations handed off and still open on this worker's partitions: id -> view.
+        # Only human-owned conversations are held, so this is as big as the humans' queue.
+        self._open: dict[str, str] = {}
+        self._app: Any = None
+        self._conversations: Any = None
+        self._source_topics: dict[str, str] = {}
+        self._seeded_at: int | None = None
+        r.register(_Scraped(self))
+
+    # -- hooks for the agents ---------------------------------------------------------------
+
+    def observe_decision(self, event: AccountEvent, decision: Decision, started: float) -> None:
+        """Count what one decision published; `started` is `time.perf_counter()` before it."""
+        now = time.time()
+        for emit in decision.emits:
+            value = emit.value
+            if isinstance(value, HandoffEvent):
+                self.handoffs.labels(value.trigger.kind.value, value.process.value).inc()
+            elif isinstance(value, Assignment):
+                outcome = "assigned" if value.assignee is not None else "unassigned"
+                self.assignments.labels(outcome, value.mode).inc()
+                self.time_to_assignment.labels(outcome).observe(
+                    max(0.0, now - value.occurred_at.timestamp()))
+            elif isinstance(value, TicketCreated):
+                self.tickets.inc()
+            elif isinstance(value, ConfigChange):
+                self.config_changes.labels("accepted" if value.accepted else "refused").inc()
+        for write in decision.writes:
+            if write.table is Table.CONVERSATIONS:
+                phase, view = _phase_view(write.value)
+                if phase == Phase.HANDED_OFF and view in OPEN_VIEWS:
+                    self._open[write.key] = view
+                else:
+                    self._open.pop(write.key, None)
+        seconds = time.perf_counter() - started
+        self.decision_seconds.labels(event.source).observe(seconds)
+        log_decision(event, decision, seconds)
+
+    def observe_dead_letter(self, source_topic: str, error: str) -> None:
+        """Count one record set aside on the dead letter topic."""
+        source = source_topic if source_topic in _TOPIC_NAMES else "other"
+        self.dead_letters.labels(source, classify_error(error)).inc()
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def bind(self, app: Any, conversations: Any, source_topics: Mapping[str, str],
+             deadletter_topic: str) -> None:
+        """Give the scrape-time metrics the app, the conversations table and the topics the
+        agents read (full name -> contract name); count what is sent to `deadletter_topic`."""
+        self._app = app
+        self._conversations = conversations
+        self._source_topics = dict(source_topics)
+        app.sensors.add(DeadLetterSensor(self, deadletter_topic))
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The scrape body and its content type, in the format the scraper asked for."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+    # -- computed on scrape -----------------------------------------------------------------
+
+    def open_conversations(self) -> dict[str, int]:
+        """Open handed-off conversations on this worker's partitions, by view."""
+        self._maybe_reseed()
+        counts = dict.fromkeys(OPEN_VIEWS, 0)
+        for view in self._open.values():
+            counts[view] += 1
+        return counts
+
+    def _maybe_reseed(self) -> None:
+        # After each rebalance (and at start) the tables hold the truth for the partitions
+        # this worker now owns: count from them once, then follow the decisions.
+        app = self._app
+        if app is None or self._conversations is None:
+            return
+        generation = int(getattr(app, "rebalancing_count", 0))
+        if generation == self._seeded_at or not_ready_reason(app, self._source_topics):
+            return
+        fresh: dict[str, str] = {}
+        for key, value in list(self._conversations.items()):
+            phase, view = _phase_view(value)
+            if phase == Phase.HANDED_OFF and view in OPEN_VIEWS:
+                fresh[str(key)] = view
+        self._open = fresh
+        self._seeded_at = generation
+
+    def consumer_lag(self) -> Iterator[tuple[str, int, int]]:
+        """(contract topic, partition, lag) for each assigned partition the agents read."""
+        app = self._app
+        if app is None:
+            return
+        try:
+            consumer = app.consumer
+            assignment = consumer.assignment()
+        except Exception:
+            return  # not started yet
+        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        read: Mapping[Any, int | None] = getattr(consumer, "_read_offset", {})
+        for tp in sorted(assignment):
+            name = self._source_topics.get(tp.topic)
+            if name is None:
+                continue  # changelogs and Faust's own topics
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:
+                continue  # revoked meanwhile
+            if highwater is None:
+                continue  # nothing fetched yet
+            position = committed.get(tp)
+            if position is None:
+                last = read.get(tp)
+                position = last + 1 if last is not None else 0
+            yield name, tp.partition, max(0, highwater - position)
+
+
+class _Scraped(Collector):
+    """The gauges computed from the app's state when scraped."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return [
+            GaugeMetricFamily("handoff_open_conversations", "", labels=["view"]),
+            GaugeMetricFamily("handoff_consumer_lag", "", labels=["topic", "partition"]),
+        ]
+
+    def collect(self) -> Iterable[Metric]:
+        m = self.metrics
+        open_family = GaugeMetricFamily(
+            "handoff_open_conversations", "Conversations handed off to humans and still open, "
+            "on the partitions this worker holds, by view.", labels=["view"])
+        for view, count in m.open_conversations().items():
+            open_family.add_metric([view], count)
+        lag = GaugeMetricFamily(
+            "handoff_consumer_lag", "Records not yet committed behind the high watermark, per "
+            "partition of the topics the agents read.", labels=["topic", "partition"])
+        for topic, partition, behind in m.consumer_lag():
+            lag.add_metric([topic, str(partition)], behind)
+        return [open_family, lag]
+
+
+class DeadLetterSensor(Sensor):
+    """Counts each record the broker acknowledged on the dead letter topic."""
+
+    def __init__(self, metrics: Metrics, topic: str) -> None:
+        super().__init__()
+        self.metrics = metrics
+        self.topic = topic
+
+    def on_send_initiated(self, producer: ProducerT, topic: str, message: PendingMessage,
+                          keysize: int, valsize: int) -> Any:
+        if topic != self.topic:
+            return None
+        try:
+            record = orjson.loads(message.value)
+            return (str(record["source_topic"]), str(record["error"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return ("other", "")
+
+    def on_send_completed(self, producer: ProducerT, state: Any,
+                          metadata: RecordMetadata) -> None:
+        if state is not None:
+            self.metrics.observe_dead_letter(*state)

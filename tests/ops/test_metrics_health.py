@@ -1,0 +1,276 @@
+"""Metrics and readiness without a broker: the pure core's decisions, fake Faust state."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from agents.deadletter import describe
+from handoff.core.state import ConversationState, Phase
+from handoff.ops.health import not_ready_reason
+from handoff.ops.logs import JsonFormatter, log_decision
+from handoff.ops.metrics import DeadLetterSensor, Metrics, classify_error
+from schemas.inputs import ChatMessage
+from tests.builders import chat, config, inbox, presence, update, user
+from tests.core.harness import Run
+
+HUMAN = "I want to talk to a human"
+DIRECT = {"process": "live",
+          "routing": {"mode": "direct", "destination": "support",
+                      "assignees": [{"type": "user", "id": "u-1"}]}}
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    found = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+def run_observed(metrics: Metrics, *events: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Decide each event as the agent does, reporting each decision; return the emits."""
+    run = Run()
+    out: list[tuple[str, dict[str, Any]]] = []
+    for event in events:
+        decision = run.engine.decide(run.store, event)
+        run.store.apply(decision.writes)
+        metrics.observe_decision(event, decision, 0.0)
+        out += [(str(e.topic), e.value.model_dump(mode="json")) for e in decision.emits]
+    return out
+
+
+def test_counters_match_what_the_decisions_published() -> None:
+    metrics = Metrics()
+    events = [
+        inbox("support"), user("u-1"), presence("u-1"),
+        user("ed", permissions=("customer_agent.edit",)),
+        config("cfg-0", DIRECT, actor="u-1"),  # refused: no permission
+        config("cfg-1", DIRECT, actor="ed"),
+        chat("m-1", HUMAN, conversation="c-1"),            # assigned to u-1
+        presence("u-1", "offline", at="2026-11-26T10:00:01Z"),
+        chat("m-2", HUMAN, conversation="c-2"),            # nobody available: unassigned
+        chat("m-3", "hello", conversation="c-3"),          # no trigger
+        update("up-1", "close", conversation="c-1"),
+    ]
+    out = run_observed(metrics, *events)
+
+    handoffs = Counter((v["trigger"]["kind"], v["process"]) for t, v in out if t == "handoff.events")
+    assert handoffs == {("human_requested", "live"): 2}
+    assert value(metrics, "handoff_handoffs_total", trigger="human_requested", process="live") == 2
+    assert value(metrics, "handoff_handoffs_total", trigger="no_answer", process="live") == 0
+    outcomes = Counter("assigned" if v["assignee"] else "unassigned"
+                       for t, v in out if t == "assignments")
+    assert outcomes == {"assigned": 1, "unassigned": 1}
+    for outcome, count in outcomes.items():
+        assert value(metrics, "handoff_assignments_total", outcome=outcome, mode="live") == count
+        assert value(metrics, "handoff_time_to_assignment_seconds_count",
+                     outcome=outcome) == count
+    assert value(metrics, "handoff_config_changes_total", outcome="accepted") == 1
+    assert value(metrics, "handoff_config_changes_total", outcome="refused") == 1
+    assert value(metrics, "handoff_tickets_created_total") == 0
+    # c-1 was closed; c-2 waits unassigned.
+    assert metrics.open_conversations() == {"assigned": 0, "unassigned": 1}
+    assert sum(value(metrics, "handoff_decision_seconds_count", source=s)
+               for s in ("directory", "agent.presence", "handoff.config.requests",
+                         "chat.messages", "conversation.updates")) == len(events)
+    assert value(metrics, "handoff_open_conversations", view="unassigned") == 1
+
+
+def test_time_to_assignment_is_measured_from_the_message_sent_at() -> None:
+    metrics = Metrics()
+    run_observed(metrics, inbox("support"), chat("m-1", HUMAN, at="2020-01-01T00:00:00Z"))
+    seconds = value(metrics, "handoff_time_to_assignment_seconds_sum", outcome="unassigned")
+    assert seconds > 3 * 365 * 24 * 3600
+    assert value(metrics, "handoff_time_to_assignment_seconds_bucket", outcome="unassigned",
+                 le="3600.0") == 0
+
+
+def _state(cid: str, phase: Phase, view: str) -> dict[str, Any]:
+    return ConversationState(conversation_id=cid, account_id="acme", channel="chat",
+                             phase=phase, view=view).model_dump(mode="json")
+
+
+class FakeConsumer:
+    def __init__(self, highwaters: dict[Any, int | None], committed: dict[Any, int],
+                 read: dict[Any, int]) -> None:
+        self.highwaters = highwaters
+        self._committed_offset = committed
+        self._read_offset = read
+
+    def assignment(self) -> set[Any]:
+        return set(self.highwaters)
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.highwaters[tp]
+
+
+def fake_app(assignment: dict[Any, int | None] | None = None, *, rebalancing: bool = False,
+             recovering: bool = False, committed: dict[Any, int] | None = None,
+             read: dict[Any, int] | None = None, rebalances: int = 1) -> Any:
+    recovery = SimpleNamespace(in_recovery=recovering,
+                               completed=SimpleNamespace(is_set=lambda: not recovering))
+    consumer = FakeConsumer(assignment or {}, committed or {}, read or {})
+    return SimpleNamespace(rebalancing=rebalancing, rebalancing_count=rebalances,
+                           tables=SimpleNamespace(recovery=recovery, actives_ready=not recovering),
+                           consumer=consumer, sensors=SimpleNamespace(add=lambda sensor: None))
+
+
+class TP(tuple[str, int]):
+    @property
+    def topic(self) -> str:
+        return self[0]
+
+    @property
+    def partition(self) -> int:
+        return self[1]
+
+
+SOURCES = {"p.chat.messages": "chat.messages", "p.handoff.account-events": "handoff.account-events"}
+
+
+def test_readiness_needs_recovery_done_and_a_partition_assigned() -> None:
+    chat0 = TP(("p.chat.messages", 0))
+    assert not_ready_reason(fake_app({chat0: 0}, recovering=True), SOURCES) == \
+        "table recovery in progress"
+    assert not_ready_reason(fake_app({chat0: 0}, rebalancing=True), SOURCES) == \
+        "rebalancing: partitions are being reassigned"
+    changelog_only = {TP(("p.handoff-conversations-changelog", 0)): 0}
+    assert not_ready_reason(fake_app(changelog_only), SOURCES) == \
+        "no partitions assigned to this worker"
+    assert not_ready_reason(fake_app({chat0: 0}), SOURCES) is None
+
+    class NotStarted(FakeConsumer):
+        def assignment(self) -> set[Any]:
+            raise RuntimeError("consumer not started")
+
+    app = fake_app()
+    app.consumer = NotStarted({}, {}, {})
+    assert not_ready_reason(app, SOURCES) == "consumer not started"
+
+
+def test_consumer_lag_per_partition_from_committed_or_read_offsets() -> None:
+    chat0, chat1 = TP(("p.chat.messages", 0)), TP(("p.chat.messages", 1))
+    log0, changelog = TP(("p.handoff.account-events", 0)), TP(("p.handoff-x-changelog", 0))
+    app = fake_app({chat0: 10, chat1: 5, log0: None, changelog: 100},
+                   committed={chat0: 7}, read={chat1: 4})
+    metrics = Metrics()
+    metrics.bind(app, {}, SOURCES, "p.deadletter")
+    assert sorted(metrics.consumer_lag()) == [("chat.messages", 0, 3), ("chat.messages", 1, 0)]
+    assert value(metrics, "handoff_consumer_lag", topic="chat.messages", partition="0") == 3
+
+
+def test_open_conversations_are_recounted_from_the_table_after_a_rebalance() -> None:
+    chat0 = TP(("p.chat.messages", 0))
+    table = {"c-1": _state("c-1", Phase.HANDED_OFF, "assigned"),
+             "c-2": _state("c-2", Phase.HANDED_OFF, "unassigned"),
+             "c-3": _state("c-3", Phase.CLOSED, "unassigned"),
+             "c-4": _state("c-4", Phase.BOT, "bot")}
+    metrics = Metrics()
+    app = fake_app({chat0: 0}, recovering=True)
+    metrics.bind(app, table, SOURCES, "p.deadletter")
+    assert metrics.open_conversations() == {"assigned": 0, "unassigned": 0}  # not ready: wait
+    app.tables.recovery.in_recovery = False
+    app.tables.recovery.completed.is_set = lambda: True
+    app.tables.actives_ready = True
+    assert metrics.open_conversations() == {"assigned": 1, "unassigned": 1}
+    table["c-5"] = _state("c-5", Phase.HANDED_OFF, "assigned")
+    assert metrics.open_conversations() == {"assigned": 1, "unassigned": 1}  # same generation
+    app.rebalancing_count += 1
+    assert metrics.open_conversations() == {"assigned": 2, "unassigned": 1}
+
+
+def _error(raw: bytes) -> str:
+    try:
+        ChatMessage.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        return describe(exc)
+    raise AssertionError("valid")
+
+
+def test_dead_letter_reasons_fall_in_a_small_fixed_set() -> None:
+    ok = orjson.loads(orjson.dumps(chat("m-1").record.model_dump(mode="json")))
+    assert classify_error(_error(b"\xff not json")) == "not_json"
+    assert classify_error(_error(b"[1, 2")) == "not_json"
+    assert classify_error(_error(orjson.dumps({k: v for k, v in ok.items()
+                                               if k != "conversation_id"}))) == "missing_field"
+    assert classify_error(_error(orjson.dumps({**ok, "text": 5}))) == "wrong_type"
+    assert classify_error(_error(orjson.dumps({**ok, "channel": "pigeon"}))) == "wrong_type"
+    assert classify_error("record is 300000 bytes, over the limit of 262144 "
+                          "(HANDOFF_MAX_RECORD_BYTES)") == "too_large"
+    assert classify_error("empty record (no value)") == "not_json"
+    assert classify_error("decision failed: KeyError: 'x'") == "other"
+
+
+def test_dead_letters_are_counted_when_the_broker_acknowledged_them() -> None:
+    metrics = Metrics()
+    sensor = DeadLetterSensor(metrics, "p.deadletter")
+    letter = SimpleNamespace(value=orjson.dumps({"source_topic": "chat.messages",
+                                                 "error": "text: Field required"}))
+    state = sensor.on_send_initiated(None, "p.deadletter", letter, 0, 0)  # type: ignore[arg-type]
+    assert value(metrics, "handoff_dead_letters_total", source_topic="chat.messages",
+                 reason="missing_field") == 0
+    sensor.on_send_completed(None, state, None)  # type: ignore[arg-type]
+    other = sensor.on_send_initiated(None, "p.assignments", letter, 0, 0)  # type: ignore[arg-type]
+    sensor.on_send_completed(None, other, None)  # type: ignore[arg-type]
+    odd = SimpleNamespace(value=orjson.dumps({"source_topic": "someone.elses", "error": "?"}))
+    sensor.on_send_completed(None, sensor.on_send_initiated(  # type: ignore[arg-type]
+        None, "p.deadletter", odd, 0, 0), None)  # type: ignore[arg-type]
+    assert value(metrics, "handoff_dead_letters_total", source_topic="chat.messages",
+                 reason="missing_field") == 1
+    assert value(metrics, "handoff_dead_letters_total", source_topic="other",
+                 reason="other") == 1
+
+
+def test_scrape_is_prometheus_text_without_ids_in_labels() -> None:
+    metrics = Metrics()
+    run_observed(metrics, inbox("support"), chat("m-1", HUMAN, conversation="c-secret-42"))
+    body, content_type = metrics.exposition(None)
+    assert content_type.startswith("text/plain")
+    text = body.decode()
+    assert 'handoff_handoffs_total{process="live",trigger="human_requested"} 1.0' in text
+    assert "c-secret-42" not in text and "acme" not in text
+    assert "handoff_handoffs_created" not in text  # no *_created series
+    body, content_type = metrics.exposition("application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+
+
+def test_one_debug_line_per_decision_with_the_event_id_and_no_text(
+        caplog: pytest.LogCaptureFixture) -> None:
+    run = Run()
+    event = chat("m-77", "my card number is 4111 and I want a human", conversation="c-1")
+    run.feed(inbox("support"))
+    decision = run.engine.decide(run.store, event)
+    with caplog.at_level(logging.INFO, logger="handoff.decisions"):
+        log_decision(event, decision, 0.001)
+    assert not caplog.records
+    with caplog.at_level(logging.DEBUG, logger="handoff.decisions"):
+        log_decision(event, decision, 0.001)
+    [record] = caplog.records
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line["level"] == "debug" and line["event_id"] == "m-77"
+    assert (line["topic"], line["partition"]) == ("chat.messages", 0)
+    assert line["emitted"]["handoff.events"] == 1
+    assert "4111" not in orjson.dumps(line).decode()
+
+
+def test_json_formatter_writes_one_object_per_line_with_extra_fields() -> None:
+    record = logging.LogRecord("agents.intake", logging.WARNING, __file__, 1,
+                               "dead-lettered %s", ("chat.messages[0]@3",), None)
+    record.event_id = "deadletter-1"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    text = JsonFormatter().format(record)
+    assert "\n" not in text  # one line, even with a traceback
+    line = orjson.loads(text)
+    assert line["message"] == "dead-lettered chat.messages[0]@3"
+    assert line["event_id"] == "deadletter-1" and line["level"] == "warning"
+    assert "ValueError: boom" in line["exception"]
+    assert line["ts"].endswith("Z")
