@@ -6,6 +6,7 @@ It does nothing the core could do: parse, decide, keep the writes, send the emit
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from agents.deadletter import dead_letter, describe
 from handoff.core.engine import Engine
 from handoff.core.store import Table
 from handoff.core.triggers import Matchers
+from handoff.ops.logs import event_fields
 from handoff.triggers.human_request import HumanRequestDetector
 from schemas.internal import AccountEvent
 from schemas.topics import Topic
@@ -51,19 +53,32 @@ def register(t: Topology) -> None:
     tables = t.tables
     topics = t.topics
     deadletter = topics[Topic.DEADLETTER]
+    payload_limit = t.settings.deadletter_payload_bytes
 
     async def decide(stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
+            started = time.perf_counter()
+            message = event.message
             try:
                 sequenced = _account_event.validate_json(event.value, strict=True)
             except ValidationError as exc:
                 # Only a producer other than intake could write this: set it aside, go on.
-                message = event.message
                 await deadletter.send(key=event.key, value=dumps(dead_letter(
                     Topic.ACCOUNT_EVENTS.value, message.partition, message.offset,
-                    message.timestamp, event.value, describe(exc))))
+                    message.timestamp, event.value, describe(exc), payload_limit)))
                 continue
-            decision = engine.decide(reader, sequenced)
+            try:
+                decision = engine.decide(reader, sequenced)
+            except Exception as exc:
+                # A record the core cannot decide (a bug, not the broker): one poison record
+                # must not stop every account behind it. Replay skips it the same way.
+                log.exception("decision failed for %s[%s]@%s", message.topic,
+                              message.partition, message.offset, extra=event_fields(sequenced))
+                await deadletter.send(key=event.key, value=dumps(dead_letter(
+                    Topic.ACCOUNT_EVENTS.value, message.partition, message.offset,
+                    message.timestamp, event.value,
+                    f"decision failed: {type(exc).__name__}: {exc}", payload_limit)))
+                continue
             for write in decision.writes:
                 table = tables[write.table]
                 if write.value is None:
@@ -72,6 +87,7 @@ def register(t: Topology) -> None:
                     table[write.key] = write.value
             for emit in decision.emits:
                 await topics[emit.topic].send(key=emit.key.encode(), value=dumps(emit.value))
+            t.metrics.observe_decision(sequenced, decision, started)
             yield None
 
     t.app.agent(topics[Topic.ACCOUNT_EVENTS], name="decisions")(decide)

@@ -11,24 +11,16 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
-import orjson
 from faust.types import EventT
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from agents.deadletter import dead_letter, describe
+from agents.deadletter import dead_letter, record_time
 from agents.holdback import Held, HoldBack
-from schemas.inputs import (
-    AgentControl,
-    ChatMessage,
-    ConfigRequest,
-    ConversationUpdate,
-    DirectoryEntry,
-    Presence,
-    Workflow,
-)
+from agents.validation import ACCOUNT_RECORDS, Limits, Rejected, envelope, validate_record
+from handoff.ops.logs import record_fields
+from schemas.inputs import Presence, Workflow
 from schemas.internal import (
     Origin,
     SequencedDirectory,
@@ -42,25 +34,19 @@ from streams.codecs import dumps
 
 log = logging.getLogger(__name__)
 Event = EventT[Any]
-M = TypeVar("M")
 
-_directory_entry: TypeAdapter[Any] = TypeAdapter(DirectoryEntry)
-
-# Records that carry their account: validated, then forwarded with the original bytes.
-_ACCOUNT_RECORDS: dict[Topic, type[BaseModel]] = {
-    Topic.CHAT_MESSAGES: ChatMessage,
-    Topic.CONVERSATION_UPDATES: ConversationUpdate,
-    Topic.AGENT_CONTROL: AgentControl,
-    Topic.CONFIG_REQUESTS: ConfigRequest,
-}
-
-
-class Rejected(Exception):
-    """A record that goes to the dead letter topic; the message is the reason."""
+__all__ = ["Rejected", "envelope", "register"]
 
 
 def _time(event: Event) -> datetime:
-    return datetime.fromtimestamp(event.message.timestamp or 0.0, tz=UTC)
+    return record_time(event.message.timestamp)
+
+
+def _sequence_ms(at: float) -> int:
+    """A record's time for the hold-back merge. A stamp in the future (a producer's clock
+    ahead, or any 64-bit number a producer chose) counts as now: it would otherwise hold its
+    partition until that time comes."""
+    return int(min(at, time.time()) * 1000)
 
 
 def _origin(topic: Topic, event: Event) -> Origin:
@@ -73,17 +59,10 @@ def _key(event: Event) -> str | None:
     return key.decode("utf-8", "replace") if isinstance(key, bytes) else key
 
 
-def envelope(source: Topic, account_id: str, origin: Origin, record: bytes) -> bytes:
-    """The sequenced record, built around the validated original bytes (no re-encoding)."""
-    return b"".join((
-        b'{"source":', orjson.dumps(source.value), b',"account_id":', orjson.dumps(account_id),
-        b',"origin":', dumps(origin), b',"record":', record, b"}"))
-
-
 def register(t: Topology) -> None:
     """Attach one intake agent per input topic."""
     settings = t.settings
-    limit = settings.max_record_bytes
+    limits = Limits.of(settings)
     account_events = t.topics[Topic.ACCOUNT_EVENTS]
     deadletter = t.topics[Topic.DEADLETTER]
 
@@ -95,41 +74,37 @@ def register(t: Topology) -> None:
         """Queue a sequenced record; it is sent, and `event` acknowledged, when released."""
         message = event.message
         at = timestamp if timestamp is not None else (message.timestamp or 0.0)
-        holdback.push(message.tp, Held(int(at * 1000), key=account_id.encode(), value=body,
+        holdback.push(message.tp, Held(_sequence_ms(at), key=account_id.encode(), value=body,
                                        event=event))
         forwarded.add(id(event))
 
     async def reject(topic: Topic, event: Event, reason: str) -> None:
         message = event.message
-        log.warning("dead-lettered %s[%s]@%s: %s", topic.value, message.partition,
-                    message.offset, reason)
         record = dead_letter(topic.value, message.partition, message.offset, message.timestamp,
-                             event.value, reason)
+                             event.value, reason, settings.deadletter_payload_bytes)
+        log.warning("dead-lettered %s[%s]@%s: %s", topic.value, message.partition,
+                    message.offset, reason, extra=record_fields(
+                        record.event_id, topic.value, message.partition, message.offset))
         await deadletter.send(key=event.key, value=dumps(record))
 
-    def parse(topic: Topic, value: bytes | None, read: Callable[[bytes], M]) -> M:
-        if value is None:
-            raise Rejected("empty record (no value)")
-        if len(value) > limit:
-            raise Rejected(f"record is {len(value)} bytes, over the limit of {limit} "
-                           "(HANDOFF_MAX_RECORD_BYTES)")
-        try:
-            return read(value)
-        except ValidationError as exc:
-            raise Rejected(describe(exc)) from None
+    def parse(topic: Topic, value: bytes | None) -> Any:
+        # validate_record never raises: it returns the record or why it is refused.
+        record = validate_record(topic, value, limits)
+        if isinstance(record, Rejected):
+            raise record
+        return record
 
     handlers: dict[str, tuple[Topic, Callable[[Event], Awaitable[None]]]] = {}
 
     def intake(topic: Topic, handle: Callable[[Event], Awaitable[None]]) -> None:
         handlers[settings.topic(topic)] = (topic, handle)
 
-    for topic, model in _ACCOUNT_RECORDS.items():
-        def handler(topic: Topic = topic, model: type[BaseModel] = model
-                    ) -> Callable[[Event], Awaitable[None]]:
+    for topic in ACCOUNT_RECORDS:
+        def handler(topic: Topic = topic) -> Callable[[Event], Awaitable[None]]:
             async def handle(event: Event) -> None:
                 value = event.value
-                record = parse(topic, value, lambda v: model.model_validate_json(v, strict=True))
-                account_id: str = record.account_id  # type: ignore[attr-defined]
+                record = parse(topic, value)
+                account_id: str = record.account_id
                 forward(event, account_id, envelope(topic, account_id, _origin(topic, event), value))
             return handle
 
@@ -150,8 +125,7 @@ def register(t: Topology) -> None:
             del directory_accounts[key]
             entry = None
         else:
-            entry = parse(Topic.DIRECTORY, event.value,
-                          lambda v: _directory_entry.validate_json(v, strict=True))
+            entry = parse(Topic.DIRECTORY, event.value)
             key = f"{entry.kind}:{entry.id}"
             account_id = entry.account_id
             directory_accounts[key] = account_id
@@ -183,8 +157,7 @@ def register(t: Topology) -> None:
                 return
             del workflow_accounts[key]
         else:
-            workflow = parse(Topic.WORKFLOWS, event.value,
-                             lambda v: Workflow.model_validate_json(v, strict=True))
+            workflow = parse(Topic.WORKFLOWS, event.value)
             key, account_id = workflow.workflow_id, workflow.account_id
             workflow_accounts[key] = account_id
         assert key is not None
@@ -220,13 +193,13 @@ def register(t: Topology) -> None:
                                        origin=origin,
                                        record=Presence.model_validate(waiting["record"])))
         holdback.push(("pending-presence", user_id),
-                      Held(int((waiting.get("sent") or 0.0) * 1000), key=account_id.encode(),
+                      Held(_sequence_ms(waiting.get("sent") or 0.0), key=account_id.encode(),
                            value=body))
         released_early[user_id] = origin.offset
 
     async def on_presence(event: Event) -> None:
         if event.message.topic == settings.topic(Topic.USER_ACCOUNTS):
-            mapping = UserAccount.model_validate_json(event.value)
+            mapping = parse(Topic.USER_ACCOUNTS, event.value)
             if mapping.account_id is None:
                 user_accounts.pop(mapping.user_id, None)
                 return
@@ -240,8 +213,7 @@ def register(t: Topology) -> None:
                 send_presence(event, mapping.account_id, Presence.model_validate(waiting["record"]),
                               Origin.model_validate(waiting["origin"]), waiting.get("sent"))
             return
-        presence = parse(Topic.AGENT_PRESENCE, event.value,
-                         lambda v: Presence.model_validate_json(v, strict=True))
+        presence = parse(Topic.AGENT_PRESENCE, event.value)
         origin = _origin(Topic.AGENT_PRESENCE, event)
         account_id = user_accounts.get(presence.user_id) or local_user_accounts.get(presence.user_id)
         if account_id is None:
@@ -254,11 +226,14 @@ def register(t: Topology) -> None:
     intake(Topic.AGENT_PRESENCE, on_presence)
     intake(Topic.USER_ACCOUNTS, on_presence)
 
-    consumer = t.app.consumer
     received: dict[Any, int] = {}  # source partition -> next offset this agent has not seen
 
     def lagging() -> list[Any]:
         """Intake partitions not yet read up to their high watermark (as last fetched)."""
+        # Looked up when running, never while the topology is built: creating the consumer
+        # before faust.Worker sets `app.in_worker` fixes `app.in_transaction` to False, which
+        # silently turns HANDOFF_PROCESSING_GUARANTEE=exactly_once off.
+        consumer = t.app.consumer
         behind = []
         for tp in consumer.assignment():
             if tp.topic not in handlers:

@@ -12,7 +12,10 @@ import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -63,6 +66,10 @@ _LOG_FILE = "kafka.log"
 _PROPS_FILE = "server.properties"
 _LOG4J_FILE = "log4j2.properties"
 _DATA_DIR = "kraft-logs"
+_SASL_FILE = "sasl-broker.json"  # the broker's own SASL login, for the readiness probe (0600)
+# What the JAAS file and `StorageTool --add-scram` can carry without quoting.
+_SASL_SAFE = re.compile(r"^[A-Za-z0-9._@+-]+$")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 # Popen handles of brokers started by this process: poll() reaps them, otherwise a
 # dead child stays a zombie that os.kill(pid, 0) still reports as alive.
@@ -265,8 +272,10 @@ def _log_tail(state: Path, lines: int = 30) -> str:
     return head + "\n".join(text[-lines:])
 
 
-def _port_free(port: int) -> bool:
+def _port_free(port: int, reuse: bool = False) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if reuse:  # as the broker binds: a port left in TIME_WAIT by clients is still free
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -290,14 +299,34 @@ def _cluster_id() -> str:
             return text
 
 
-def _server_properties(port: int, controller_port: int, data: Path) -> str:
+def _sasl_properties(users: dict[str, str], broker: tuple[str, str]) -> dict[str, str]:
+    """Listener settings for SASL_PLAINTEXT with PLAIN (JAAS users) and SCRAM (in metadata)."""
+    name, password = broker
+    plain_users = "".join(f' user_{u}="{p}"' for u, p in {name: password, **users}.items())
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return {
+        "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{name}" password="{password}"{plain_users};',
+        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": scram,
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": scram,
+    }
+
+
+def _server_properties(port: int, controller_port: int, data: Path,
+                       sasl: dict[str, str] | None = None) -> str:
+    # Clients (and the broker itself) use PLAINTEXT, or SASL_PLAINTEXT when `sasl` is given.
+    client = "SASL_PLAINTEXT" if sasl else "PLAINTEXT"
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "listeners": f"{client}://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"{client}://{HOST}:{port}",
+        "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": client,
+        **(sasl or {}),
         "controller.listener.names": "CONTROLLER",
         # Dynamic quorum (KIP-853), paired with `format --standalone`.
         "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
@@ -329,13 +358,13 @@ def _server_properties(port: int, controller_port: int, data: Path) -> str:
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def _format_storage(lib: Path, state: Path, props: Path) -> None:
+def _format_storage(lib: Path, state: Path, props: Path, extra: tuple[str, ...] = ()) -> None:
     """Format a fresh KRaft log dir; Kafka 4.x needs an explicit cluster id and quorum mode."""
     # A one-second tool: C1-only JIT and serial GC start measurably faster than the defaults.
     cmd = [
         _require("java"), "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
         "-cp", f"{lib}/*", "kafka.tools.StorageTool",
-        "format", "--config", str(props), "--cluster-id", _cluster_id(), "--standalone",
+        "format", "--config", str(props), "--cluster-id", _cluster_id(), "--standalone", *extra,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=state, check=False)
     if proc.returncode != 0:
@@ -346,11 +375,13 @@ def _format_storage(lib: Path, state: Path, props: Path) -> None:
 # --------------------------------------------------------------------------- probe
 
 
-async def _probe_once(bootstrap: str, timeout_s: float) -> bool:
+async def _probe_once(bootstrap: str, timeout_s: float, auth: dict[str, str] | None = None
+                      ) -> bool:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         request_timeout_ms=max(1000, int(timeout_s * 1000)),
         connections_max_idle_ms=60000,
+        **(auth or {}),
     )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
@@ -371,14 +402,14 @@ def _accepts(bootstrap: str) -> bool:
         return False
 
 
-def _answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
+def _answers(bootstrap: str, timeout_s: float = 5.0, auth: dict[str, str] | None = None) -> bool:
     """True if a Kafka metadata request to ``bootstrap`` returns a live broker."""
     # Cheap pre-check: keeps aiokafka from logging a connect error per poll while the JVM boots.
     if not _accepts(bootstrap):
         return False
     # Own thread + own loop: start() must work from sync code and from inside a running loop.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(asyncio.run, _probe_once(bootstrap, timeout_s))
+        future = pool.submit(asyncio.run, _probe_once(bootstrap, timeout_s, auth))
         try:
             return future.result(timeout=timeout_s * 3)
         # Refused/reset connections and timeouts (both OSError) just mean "not ready yet".
@@ -386,7 +417,18 @@ def _answers(bootstrap: str, timeout_s: float = 5.0) -> bool:
             return False
 
 
+def _broker_auth(state: Path) -> dict[str, str] | None:
+    """aiokafka arguments for the broker's own SASL login, when it was started with SASL."""
+    try:
+        login = json.loads((state / _SASL_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": login["username"], "sasl_plain_password": login["password"]}
+
+
 def _wait_ready(pid: int, bootstrap: str, state: Path, timeout_s: float) -> None:
+    auth = _broker_auth(state)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not _alive(pid):
@@ -394,7 +436,8 @@ def _wait_ready(pid: int, bootstrap: str, state: Path, timeout_s: float) -> None
                 f"Kafka broker (pid {pid}) exited during startup; "
                 f"log {state / _LOG_FILE} ends with:\n{_log_tail(state)}"
             )
-        if _answers(bootstrap, timeout_s=min(5.0, max(0.5, deadline - time.monotonic()))):
+        if _answers(bootstrap, timeout_s=min(5.0, max(0.5, deadline - time.monotonic())),
+                    auth=auth):
             return
         time.sleep(0.25)
     raise KafkaError(
@@ -422,15 +465,29 @@ def start(
     port: int | None = None,
     cache_dir: Path | None = None,
     data_dir: Path | None = None,
+    *,
+    sasl_users: dict[str, str] | None = None,
+    keep_data: bool = False,
 ) -> str:
     """Start (or reuse) the local broker for ``data_dir`` and return ``"127.0.0.1:<port>"``.
 
     ``port`` defaults to ``$HANDOFF_KAFKA_PORT`` or a free port; ``data_dir`` is the state dir.
+
+    ``sasl_users`` (name -> password): the client listener is SASL_PLAINTEXT instead of
+    PLAINTEXT, accepting those users with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+
+    ``keep_data``: restart the broker that ran from this state dir with its log dir, cluster
+    id, port and listeners as they were (a broker restart, not a fresh cluster). Without a
+    previous run to keep, it starts fresh.
     """
     _require("java")
     state = state_dir(data_dir)
     state.mkdir(parents=True, exist_ok=True)
     wanted = _requested_port(port)
+    for name, password in (sasl_users or {}).items():
+        if not (_SASL_SAFE.match(name) and _SASL_SAFE.match(password)):
+            raise KafkaError(f"SASL user {name!r}: names and passwords may use only "
+                             "letters, digits and ._@+- here")
     with _locked(state / ".lock"):
         pid = _running_pid(state)
         address = _read_address(state)
@@ -449,25 +506,47 @@ def start(
 
         ensure_jars(cache_dir)
         lib = lib_dir(cache_dir)
-        if wanted is not None and not _port_free(wanted):
-            raise KafkaError(f"port {HOST}:{wanted} is already in use")
-        kafka_port = wanted if wanted is not None else _free_port()
-        controller_port = _free_port()
-        while controller_port == kafka_port:
-            controller_port = _free_port()
-
-        # A fresh cluster per start: tests must never see a previous run's topics/offsets.
         data = state / _DATA_DIR
-        shutil.rmtree(data, ignore_errors=True)
+        props = (state / _PROPS_FILE).resolve()
         for name in (_PID_FILE, _ADDR_FILE):
             (state / name).unlink(missing_ok=True)
-        props = (state / _PROPS_FILE).resolve()
-        props.write_text(_server_properties(kafka_port, controller_port, data.resolve()))
+        kept = _kept_address(props, data) if keep_data else None
+        if kept is not None:
+            # The same log dir, cluster id, port and listeners: the broker comes back.
+            if wanted is not None and kept != f"{HOST}:{wanted}":
+                raise KafkaError(f"the kept broker of {state} listens on {kept}, not {wanted}")
+            if not _port_free(int(kept.rpartition(":")[2]), reuse=True):
+                raise KafkaError(f"port {kept} is already in use")
+            address = kept
+        else:
+            if wanted is not None and not _port_free(wanted):
+                raise KafkaError(f"port {HOST}:{wanted} is already in use")
+            kafka_port = wanted if wanted is not None else _free_port()
+            controller_port = _free_port()
+            while controller_port == kafka_port:
+                controller_port = _free_port()
+
+            # A fresh cluster per start: tests must never see a previous run's topics/offsets.
+            shutil.rmtree(data, ignore_errors=True)
+            (state / _SASL_FILE).unlink(missing_ok=True)
+            sasl: dict[str, str] | None = None
+            scram: tuple[str, ...] = ()
+            if sasl_users is not None:
+                broker = ("handoff-broker", secrets.token_hex(16))
+                sasl = _sasl_properties(sasl_users, broker)
+                login = state / _SASL_FILE
+                login.touch(mode=0o600)
+                login.write_text(json.dumps({"username": broker[0], "password": broker[1]}))
+                # SCRAM credentials live in the cluster metadata, written when formatting.
+                scram = tuple(
+                    arg for mech in SASL_MECHANISMS[1:] for u, p in sasl_users.items()
+                    for arg in ("--add-scram", f"{mech}=[name={u},password={p}]"))
+            props.write_text(_server_properties(kafka_port, controller_port, data.resolve(), sasl))
+            _format_storage(lib, state, props, scram)
+            address = f"{HOST}:{kafka_port}"
         log4j = state / _LOG4J_FILE
         log4j.write_text(_LOG4J2)
-        _format_storage(lib, state, props)
 
-        address = f"{HOST}:{kafka_port}"
         cmd = [
             _require("java"), *JVM_HEAP, *JVM_FLAGS,
             f"-Dlog4j2.configurationFile={log4j.resolve()}",
@@ -488,6 +567,16 @@ def start(
             _stop_locked(state)
             raise
         return address
+
+
+def _kept_address(props: Path, data: Path) -> str | None:
+    """The client address of a formatted broker that ran from this state dir, if any."""
+    if not (data / "meta.properties").is_file() or not props.is_file():
+        return None
+    for line in props.read_text().splitlines():
+        if line.startswith("advertised.listeners="):
+            return line.split("://", 1)[1].split(",", 1)[0]
+    return None
 
 
 def _stop_locked(state: Path, timeout_s: float = STOP_TIMEOUT_S) -> bool:

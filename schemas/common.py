@@ -8,9 +8,20 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 
+# Times a day away from the calendar's ends: any time zone or a day's arithmetic on them stays
+# inside what `datetime` can hold, so a hostile timestamp cannot overflow in the core.
+_EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _EARLIEST <= utc <= _LATEST:
+        raise ValueError("timestamp outside the years 0002-9998")
+    return utc
 
 
 def format_timestamp(value: datetime) -> str:

@@ -57,7 +57,8 @@ class Presence(Record):
     user_id: Id
     status: PresenceStatus
     occurred_at: Timestamp
-    max_open_conversations: Annotated[int, Field(ge=0)] | None = None
+    # Bounded so that it fits every JSON reader (64-bit integers) and table codec.
+    max_open_conversations: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
 
 
 class DirectoryUser(Record):

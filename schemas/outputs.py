@@ -115,3 +115,8 @@ class DeadLetter(Record):
     occurred_at: Timestamp
     # Extension: "base64" when the payload was not UTF-8.
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    # Extension: the payload holds only the first bytes of a large record (the original is
+    # still at source_topic/partition/offset while the topic's retention keeps it).
+    payload_truncated: bool = False
+    # Extension: the original record's size in bytes.
+    payload_bytes: int | None = None

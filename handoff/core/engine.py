@@ -128,7 +128,9 @@ class Engine:
             conv = self._release(store, conv, decision)
             conv = conv.model_copy(update={"phase": Phase.BOT, "view": "bot", "assignee": None,
                                            "ticket_id": None, "process": None})
-            self._status(decision, conv, "open", "bot", message.event_id, message.sent_at)
+            # The same message may hand off at once (a second status): its own id says which.
+            self._status(decision, conv, "open", "bot", message.event_id, message.sent_at,
+                         step="reopened")
 
         if conv.phase is Phase.BOT:
             account = store.account(message.account_id)
@@ -223,10 +225,11 @@ class Engine:
 
     @staticmethod
     def _status(decision: Decision, conv: ConversationState, status: str, view: str,
-                cause_event_id: str, at: datetime) -> None:
+                cause_event_id: str, at: datetime, step: str = "") -> None:
+        parts = (conv.account_id, conv.conversation_id, cause_event_id, *((step,) if step else ()))
         decision.emits.append(Emit(Topic.CONVERSATION_STATUS, conv.conversation_id,
                                    ConversationStatus(
-            event_id=derive_id("status", conv.account_id, conv.conversation_id, cause_event_id),
+            event_id=derive_id("status", *parts),
             conversation_id=conv.conversation_id, status=status, view=view,
             occurred_at=at, account_id=conv.account_id)))
 
@@ -286,8 +289,9 @@ class Engine:
         request = event.record
         account = store.account(request.account_id)
         current = store.settings(request.account_id)
-        if current.event_id == request.event_id:
+        if request.event_id == current.event_id or request.event_id in current.recent_request_ids:
             return  # a redelivered request that was already decided
+        seen = (*current.recent_request_ids, request.event_id)[-RECENT_EVENT_IDS:]
         refusal = check_permission(request, account)
         config = None
         if refusal is None:
@@ -299,9 +303,13 @@ class Engine:
             version = current.version + 1
             accepted = AccountSettings(account_id=request.account_id, version=version,
                                        config=config, actor=request.actor,
-                                       event_id=request.event_id, occurred_at=request.occurred_at)
+                                       event_id=request.event_id, occurred_at=request.occurred_at,
+                                       recent_request_ids=seen)
             store.put(decision, Table.SETTINGS, request.account_id, accepted)
             store.put(decision, Table.SETTINGS_HISTORY, f"{request.account_id}#{version}", accepted)
+        else:
+            store.put(decision, Table.SETTINGS, request.account_id,
+                      current.model_copy(update={"recent_request_ids": seen}))
         decision.emits.append(Emit(Topic.CONFIG_CHANGES, request.account_id, ConfigChange(
             event_id=derive_id("config-change", request.account_id, request.event_id),
             account_id=request.account_id, actor=request.actor, accepted=refusal is None,

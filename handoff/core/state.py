@@ -63,6 +63,9 @@ class AccountSettings(State):
     actor: str | None = None
     event_id: str | None = None
     occurred_at: Timestamp | None = None
+    # The last config requests decided (accepted or not): a request sequenced twice (intake
+    # re-forwards after a crash) must not become a new version.
+    recent_request_ids: tuple[str, ...] = ()
 
 
 class AccountState(State):
