@@ -9,10 +9,15 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from handoff.api.cli import config as config_group
+from handoff.api.cli import token as token_group
+from handoff.audit_cli import audit, range_options, simulate
 from handoff.config import load_settings
+from handoff.ops.cli import config_check
 
 
 @click.group()
@@ -165,17 +170,25 @@ def workflow_template(name: str, account: str, workflow_id: str, out: Path | Non
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write {topic, key, value} lines here")
 @click.option("--to-prefix", default=None, help="publish the outputs under this topic prefix")
-def replay(out: Path | None, to_prefix: str | None) -> None:
-    """Re-run the decision core over the sequenced input log from the beginning."""
+@range_options
+def replay(out: Path | None, to_prefix: str | None, log_range: Any) -> None:
+    """Re-run the decision core over the sequenced input log (from its start; a range limits
+    which outputs are written, state is rebuilt from the start)."""
     from handoff.replay import run_replay
 
     if (out is None) == (to_prefix is None):
         raise click.UsageError("give exactly one of --out FILE.jsonl or --to-prefix P")
-    count = asyncio.run(run_replay(load_settings(), out=out, to_prefix=to_prefix))
+    count = asyncio.run(run_replay(load_settings(), out=out, to_prefix=to_prefix,
+                                   log_range=log_range, progress=True))
     click.echo(f"{count} output records")
 
 
 # Command groups that live in their own modules register here, one line each.
+main.add_command(audit)
+main.add_command(simulate)
+main.add_command(config_check)
+main.add_command(token_group)
+main.add_command(config_group)
 
 
 if __name__ == "__main__":

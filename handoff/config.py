@@ -6,10 +6,19 @@ variable's name and what is allowed instead of failing later inside a stream.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +34,20 @@ class WorkerSettings(BaseSettings):
         pattern=r"^[^\s,]+:\d+(,[^\s,]+:\d+)*$",
         description="Kafka brokers, host:port[,host:port]",
     )
+    # Broker security: every Kafka client of the project takes these through
+    # handoff/kafka_clients.py (the Faust app, publishers, admin, replay, tests).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how to reach the brokers; SASL_* need a user and password")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(
+        None, validate_default=True,
+        description="never printed or logged (a SecretStr); required with SASL_*")
+    ssl_cafile: FilePath | None = Field(
+        None, description="CA bundle to check the brokers' certificates (default: system CAs)")
+    ssl_certfile: FilePath | None = Field(None, description="client certificate (mutual TLS)")
+    ssl_keyfile: FilePath | None = Field(None, description="client certificate's private key")
+    ssl_key_password: SecretStr | None = None
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$",
                               description="prefix for every topic name")
     app_id: str = Field("handoff", pattern=r"^[A-Za-z0-9._-]+$",
@@ -36,6 +59,10 @@ class WorkerSettings(BaseSettings):
     # at_least_once until the exactly-once work (issue 7) proves Faust's transactions here;
     # decisions already drop redelivered inputs by event_id.
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
+    session_timeout_s: float = Field(
+        60.0, ge=6.0, le=1_800.0,
+        description="how long the group waits for a worker that stopped heartbeating (a crash) "
+                    "before its partitions move; also how long a restarted worker may wait")
     store: str = Field("memory://", pattern=r"^(memory://|rocksdb://|rocksdict://).*$")
     data_dir: Path = Path(".handoff-data")
     web_port: int = Field(6066, ge=0, le=65535)
@@ -50,9 +77,32 @@ class WorkerSettings(BaseSettings):
                     "waiting for acknowledgements are still forwarded in timestamp order")
     max_record_bytes: int = Field(262_144, ge=1_024, le=16 * 1024 * 1024,
                                   description="larger input records go to the dead letter topic")
+    max_text_chars: int = Field(100_000, ge=1, le=16 * 1024 * 1024,
+                                description="chat messages with a longer text go to the dead "
+                                            "letter topic")
+    max_json_depth: int = Field(32, ge=4, le=512,
+                                description="input records whose arrays/objects nest deeper go "
+                                            "to the dead letter topic")
+    deadletter_payload_bytes: int = Field(
+        65_536, ge=256, le=512 * 1024,
+        description="a dead letter keeps at most this many bytes of the original record "
+                    "(then payload_truncated is true), so it always fits the broker's "
+                    "message.max.bytes")
     human_request_dirs: list[Path] = Field(
         default_factory=list, description="extra folders of human-request phrase files")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="worker logs: Faust's text, or one JSON object per line")
+
+    @field_validator("sasl_password")
+    @classmethod
+    def _sasl_needs_credentials(cls, value: SecretStr | None, info: ValidationInfo
+                                ) -> SecretStr | None:
+        protocol = info.data.get("security_protocol", "PLAINTEXT")
+        if protocol.startswith("SASL_") and (value is None or not info.data.get("sasl_username")):
+            raise ValueError(f"HANDOFF_SECURITY_PROTOCOL={protocol} needs HANDOFF_SASL_USERNAME "
+                             "and HANDOFF_SASL_PASSWORD")
+        return value
 
     def topic(self, name: str) -> str:
         """The full topic name of a contract topic under this prefix."""
@@ -67,14 +117,26 @@ class SettingsError(SystemExit):
     """A bad setting: says which variable and what is allowed, and stops the program."""
 
 
+def is_secret(name: str) -> bool:
+    """Whether a setting holds a secret: its value is never printed."""
+    return any(word in name.lower() for word in ("password", "secret", "token"))
+
+
 def load_settings(**overrides: object) -> WorkerSettings:
-    """Read the settings, turning validation errors into one readable message."""
+    """Read the settings, turning validation errors into one readable message.
+
+    `HANDOFF_ENV_FILE` names an optional file of `NAME=value` lines; the environment wins.
+    """
+    env_file = os.environ.get("HANDOFF_ENV_FILE") or None
+    if env_file is not None and not Path(env_file).is_file():
+        raise SettingsError(f"invalid settings: HANDOFF_ENV_FILE={env_file!r} is not a file")
     try:
-        return WorkerSettings(**overrides)  # type: ignore[arg-type]
+        return WorkerSettings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "?"
             env = name if name.isupper() else f"HANDOFF_{name.upper()}"
-            lines.append(f"  {env}={err.get('input')!r}: {err['msg']}")
+            shown = "'********'" if is_secret(name) else repr(err.get("input"))
+            lines.append(f"  {env}={shown}: {err['msg']}")
         raise SettingsError("invalid settings, fix these and start again:\n" + "\n".join(lines)) from None

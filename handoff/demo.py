@@ -16,6 +16,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 
 from handoff.config import WorkerSettings, load_settings
+from handoff.kafka_clients import client_kwargs
 from handoff.publish import publish_fixture
 from schemas.topics import Topic
 from streams.admin import ensure_topics
@@ -58,7 +59,7 @@ class Watcher:
     def __init__(self, settings: WorkerSettings) -> None:
         self.names = {settings.topic(t): t.value for t in SHOWN}
         self.consumer = AIOKafkaConsumer(*self.names,
-                                         bootstrap_servers=settings.bootstrap_servers,
+                                         **client_kwargs(settings),
                                          auto_offset_reset="earliest", group_id=None)
         self.seen = 0
 

@@ -11,6 +11,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from handoff.config import WorkerSettings
+from handoff.kafka_clients import client_kwargs
 from schemas.topics import SPECS, Topic
 
 # The YAML sections a fixture file may have, and the topic each goes to.
@@ -45,7 +46,7 @@ def load_yaml_file(path: Path) -> dict[str, list[dict[str, Any]]]:
 async def send_records(settings: WorkerSettings,
                        records: Iterable[tuple[Topic, str | None, bytes | None]]) -> int:
     """Send (topic, key, value) records in order and wait until all are acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all",
                                 enable_idempotence=True, linger_ms=5)
     await producer.start()
     count = 0

@@ -7,14 +7,19 @@ import asyncio
 import faust
 
 from handoff.config import WorkerSettings
+from handoff.kafka_clients import check_connection
+from handoff.ops.logs import configure_logging, worker_options
 from streams.admin import ensure_topics
 from streams.app import build
 
 
 def run_worker(settings: WorkerSettings) -> None:
     """Create missing topics if asked, then run the worker until it is stopped."""
+    configure_logging(settings)
+    # A wrong password or address stops here with the broker's reason, not deep inside Faust.
+    asyncio.run(check_connection(settings))
     if settings.create_topics:
         asyncio.run(ensure_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     topology = build(settings)
-    faust.Worker(topology.app, loglevel=settings.log_level.upper()).execute_from_commandline()
+    faust.Worker(topology.app, **worker_options(settings)).execute_from_commandline()

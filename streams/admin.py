@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from handoff.config import WorkerSettings
+from handoff.kafka_clients import client_kwargs
 from schemas.topics import INPUT_TOPICS, INTERNAL_TOPICS, OUTPUT_TOPICS, SPECS, Topic
 
 
@@ -21,7 +22,7 @@ async def ensure_topics(settings: WorkerSettings, partitions: int | None = None,
     """Create every missing contract topic; return the names created (existing ones are kept)."""
     partitions = partitions or settings.partitions
     replication = replication_factor or settings.replication_factor
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

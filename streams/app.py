@@ -14,6 +14,8 @@ from faust.types import ProcessingGuarantee
 
 from handoff.config import WorkerSettings
 from handoff.core.store import Table
+from handoff.kafka_clients import broker_credentials
+from handoff.ops.metrics import Metrics
 from schemas.topics import INPUT_TOPICS, INTERNAL_TOPICS, OUTPUT_TOPICS, Topic
 from streams.codecs import CODEC_NAME
 
@@ -28,6 +30,8 @@ class Topology:
     tables: dict[Table, Any] = field(default_factory=dict)
     # Tables the sequencers keep to resolve an account for records that do not carry one.
     lookups: dict[str, Any] = field(default_factory=dict)
+    # What the agents report to (one call per decision, one per dead letter); see handoff/ops.
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -35,6 +39,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     return faust.App(
         settings.group_id,
         broker=[f"kafka://{hp}" for hp in settings.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(settings),  # TLS / SASL, see kafka_clients.py
         store=settings.store,
         datadir=str(settings.data_dir),
         processing_guarantee=ProcessingGuarantee(settings.processing_guarantee),
@@ -45,10 +50,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_port=settings.web_port or 6066,  # Faust refuses 0 even when the web is off
         web_bind=settings.web_host,
         web_enabled=settings.web_port != 0,
+        web_tables_enabled=False,  # /table/<name>/<key> would serve the tables without a token
         autodiscover=False,
         # Decisions are small and many: commit often enough that a restart redoes little.
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
         stream_wait_empty=False,
         producer_linger_ms=1,
         consumer_auto_offset_reset="earliest",

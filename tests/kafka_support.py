@@ -18,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from handoff.config import WorkerSettings
+from handoff.kafka_clients import client_kwargs
 from handoff.publish import record_key, send_records
 from schemas.topics import Topic
 
@@ -105,19 +106,26 @@ class Worker:
 class Deployment:
     """A topic prefix of our own on the broker, with helpers to send inputs and read outputs."""
 
-    def __init__(self, bootstrap: str, tmp: Path, partitions: int = 2) -> None:
+    def __init__(self, bootstrap: str, tmp: Path, partitions: int = 2,
+                 env: dict[str, str] | None = None) -> None:
+        """`env`: extra HANDOFF_* settings for the workers and this side's clients alike
+        (security, processing guarantee, ...)."""
         self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        extra = dict(env or {})
+        own = {k.removeprefix("HANDOFF_").lower(): v for k, v in extra.items()
+               if k.startswith("HANDOFF_")}
         self.settings = WorkerSettings(bootstrap_servers=bootstrap, topic_prefix=self.prefix,
-                                       partitions=partitions)  # type: ignore[call-arg]
+                                       partitions=partitions, **own)  # type: ignore[call-arg]
         self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                     "HANDOFF_TOPIC_PREFIX": self.prefix, "HANDOFF_PARTITIONS": str(partitions),
                     "HANDOFF_WEB_PORT": "0", "HANDOFF_DATA_DIR": str(tmp / "data"),
-                    "PYTHONPATH": str(REPO)}
+                    "PYTHONPATH": str(REPO), **extra}
         self.tmp = tmp
         self.workers: list[Worker] = []
 
-    def worker(self) -> Worker:
-        worker = Worker(self.env, self.tmp / f"worker-{len(self.workers)}.log")
+    def worker(self, **env: str) -> Worker:
+        """A worker process (not started); `env` overrides this deployment's environment."""
+        worker = Worker({**self.env, **env}, self.tmp / f"worker-{len(self.workers)}.log")
         self.workers.append(worker)
         return worker
 
@@ -140,7 +148,7 @@ class Deployment:
     async def _read(self, topics: list[Topic], until: Callable[[list[tuple[str, Any]]], bool],
                     timeout: float) -> list[tuple[str, Any]]:
         names = {self.settings.topic(t): t.value for t in topics}
-        consumer = AIOKafkaConsumer(*names, bootstrap_servers=self.settings.bootstrap_servers,
+        consumer = AIOKafkaConsumer(*names, **client_kwargs(self.settings),
                                     auto_offset_reset="earliest", enable_auto_commit=False,
                                     isolation_level="read_committed", group_id=None)
         await consumer.start()

@@ -46,6 +46,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from handoff.kafka_clients import client_kwargs
 from schemas.settings import DEFAULT_MESSAGES
 from schemas.topics import Topic
 from tests.builders import message
@@ -70,7 +71,7 @@ HUMAN = "I want to talk to a human"  # an English request for a human: "talk to 
 async def _read_to_end(dep: Deployment, topics: tuple[Topic, ...]) -> list[tuple[str, Any]]:
     """Every record on the topics up to their end offsets as of now, in partition order."""
     names = {dep.settings.topic(t): t.value for t in topics}
-    consumer = AIOKafkaConsumer(*names, bootstrap_servers=dep.settings.bootstrap_servers,
+    consumer = AIOKafkaConsumer(*names, **client_kwargs(dep.settings),
                                 enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", isolation_level="read_committed")
     await consumer.start()
