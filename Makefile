@@ -28,8 +28,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
+## Benchmarks against a local broker (README "Performance"); BENCH_ARGS=--quick for a small run.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .handoff-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,90 +1,344 @@
-"""Core benchmarks: decisions per second of the pure core, and matcher cost by phrase count.
+"""`python -m bench`: every benchmark of issue 8 against a real broker, each figure beside a
+baseline measured in the same run; prints a table and writes it as JSON to bench/results/.
 
-The broker-level throughput and latency runs (issue "Benchmarks") are not written yet; these
-figures are the ceiling the Kafka shell works under.
+    python -m bench            # the full run (200,000 messages, 30 s latency, 1,000,000 states)
+    python -m bench --quick    # the same parts, small (a few minutes)
+    python -m bench --parts throughput,latency --messages 50000
+
+Parts: core (pure-core decisions/s), matchers (phrase-count scaling), throughput (one worker vs
+a bare aiokafka loop), latency (produce to handoff record, with the default sequencing window
+and with 0), state (table memory and changelog recovery, memory vs RocksDB store), profile
+(py-spy over the worker, run when the worker is under half the bare loop, or --profile).
+
+The broker: KAFKA_BOOTSTRAP_SERVERS if set, else the local one (`handoff kafka start`, state
+in HANDOFF_KAFKA_STATE_DIR), started and stopped by this command unless it already runs.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import datetime as dt
+import importlib.util
 import json
-import random
-import statistics
+import logging
+import platform
+import sys
 import time
+import traceback
+from pathlib import Path
 from typing import Any
 
-from handoff.core.engine import Engine
-from handoff.core.state import AccountSettings
-from handoff.core.store import MemoryStore, Table
-from handoff.core.triggers import Matchers
-from handoff.triggers.custom import CustomPhraseMatcher
-from handoff.triggers.human_request import HumanRequestDetector
-from handoff.triggers.normalize import normalize
-from schemas.internal import SequencedChat
-from schemas.settings import HandoffConfig
+from bench import core, harness, latency, recovery, throughput
+from bench.profiling import format_summary
 
-TEXTS = ["Hi, where is my order 12345?", "Do you ship to Norway?", "What does the premium plan cost",
-         "Kan jeg endre leveringsadressen min?", "Ich habe eine Frage zu meiner Rechnung",
-         "¿Cuándo llega mi pedido?", "The app crashes when I log in, any idea why?",
-         "I want to talk to a human", "Jeg vil ha refusjon", "ok thanks, bye"]
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ("core", "matchers", "throughput", "latency", "state", "profile")
+
+GOAL_RATIO = 0.5
+GOAL_P99_MS = 50.0
+GOAL_MATCHER_RATIO = 1.5
 
 
-def _messages(n: int, rng: random.Random) -> list[SequencedChat]:
-    out = []
-    for i in range(n):
-        out.append(SequencedChat.model_validate({
-            "source": "chat.messages", "account_id": "acme",
-            "origin": {"topic": "chat.messages", "partition": 0, "offset": i},
-            "record": {"event_id": f"m-{i}", "conversation_id": f"c-{rng.randrange(n // 4)}",
-                       "account_id": "acme", "channel": rng.choice(["chat", "email", "whatsapp"]),
-                       "sender": "visitor", "text": rng.choice(TEXTS),
-                       "sent_at": "2026-11-26T10:00:00Z"}}))
-    return out
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes: a few minutes in all")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated subset of {','.join(PARTS)}")
+    p.add_argument("--messages", type=int, help="throughput messages (200000; quick 20000)")
+    p.add_argument("--accounts", type=int, default=20, help="accounts in the traffic")
+    p.add_argument("--latency-rate", type=float, default=1000.0, help="messages per second")
+    p.add_argument("--latency-seconds", type=float, help="timed seconds per run (30; quick 5)")
+    p.add_argument("--latency-low-rate", type=float, default=100.0,
+                   help="a second, lighter rate, under one worker's capacity (0: skip)")
+    p.add_argument("--trigger-every", type=int, default=10,
+                   help="every Nth latency message hands off (1: all)")
+    p.add_argument("--conversations", type=int,
+                   help="conversations to restore (1000000; quick 100000)")
+    p.add_argument("--stores", default="memory,rocksdb",
+                   help="table stores to compare (rocksdb needs rocksdict installed)")
+    p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
+                   help="py-spy the worker: when under the throughput goal (auto), always, never")
+    p.add_argument("--profile-messages", type=int, help="messages of the profiled run")
+    p.add_argument("--out", type=Path, default=RESULTS, help="where JSON and logs go")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.messages = args.messages or (20_000 if quick else 200_000)
+    args.latency_seconds = args.latency_seconds or (5.0 if quick else 30.0)
+    args.conversations = args.conversations or (100_000 if quick else 1_000_000)
+    args.profile_messages = args.profile_messages or (10_000 if quick else 30_000)
+    args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        p.error(f"unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}")
+    return args
 
 
-def core_throughput(n: int = 50_000) -> dict[str, Any]:
-    """Decisions per second of Engine.decide over a dict store (no Kafka)."""
-    engine = Engine(Matchers(HumanRequestDetector.load()))
-    store = MemoryStore()
-    store.data[(Table.SETTINGS, "acme")] = AccountSettings(
-        account_id="acme", version=1, config=HandoffConfig(custom_triggers=["refusjon", "refund"]))
-    events = _messages(n, random.Random(7))
-    start = time.perf_counter()
-    for event in events:
-        store.apply(engine.decide(store, event).writes)
-    elapsed = time.perf_counter() - start
-    return {"messages": n, "seconds": round(elapsed, 3), "per_second": round(n / elapsed)}
+def _stores(names: str) -> tuple[list[str], dict[str, str]]:
+    stores, skipped = [], {}
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        if name == "memory":
+            stores.append("memory://")
+        elif name in ("rocksdb", "rocksdict"):
+            # Faust's store URL is rocksdb://; it uses rocksdict when that is installed.
+            if importlib.util.find_spec("rocksdict") is None:
+                skipped[name] = "rocksdict is not installed (pip install -r bench/requirements.txt)"
+            else:
+                stores.append("rocksdb://")
+        else:
+            skipped[name] = "unknown store"
+    return stores, skipped
 
 
-def matcher_scaling(rounds: int = 20_000) -> dict[str, Any]:
-    """Microseconds per message of custom matching with 10, 1,000 and 10,000 phrases."""
-    rng = random.Random(11)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 10)))
-             for _ in range(20_000)]
-    texts = [normalize(t) for t in TEXTS]
-    result: dict[str, Any] = {}
-    for count in (10, 1_000, 10_000):
-        phrases = [" ".join(words[i:i + rng.randint(1, 3)]) for i in range(count)]
-        matcher = CustomPhraseMatcher(phrases)
-        timings = []
-        for _ in range(5):
-            start = time.perf_counter()
-            for i in range(rounds):
-                matcher.match(texts[i % len(texts)])
-            timings.append((time.perf_counter() - start) / rounds * 1e6)
-        result[f"custom_{count}_us"] = round(statistics.median(timings), 3)
-    detector = HumanRequestDetector.load()
-    start = time.perf_counter()
-    for i in range(rounds):
-        detector.detect(texts[i % len(texts)])
-    result["human_request_us"] = round((time.perf_counter() - start) / rounds * 1e6, 3)
-    result["ratio_10000_to_10"] = round(result["custom_10000_us"] / result["custom_10_us"], 2)
-    return result
+def _store_name(url: str) -> str:
+    return url.split(":")[0]
 
 
-def main() -> None:
-    figures = {"core": core_throughput(), "matchers": matcher_scaling()}
-    print(json.dumps(figures, indent=2))
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value != value:  # NaN
+        return "-"
+    if isinstance(value, int | float) and abs(value) >= 1000:
+        return f"{value:,.0f}{unit}"
+    if isinstance(value, float):
+        return f"{value:.3g}{unit}" if abs(value) < 10 else f"{value:.1f}{unit}"
+    return f"{value}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: Path,
+                     bootstrap: str) -> None:
+    results = report["results"]
+    stores, skipped = _stores(args.stores)
+    report["stores_skipped"] = skipped
+
+    def note(part: str, exc: BaseException) -> None:
+        results.setdefault(part, {})["error"] = f"{type(exc).__name__}: {exc}"
+        report["errors"].append(f"{part}: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+
+    if "throughput" in args.parts:
+        out: dict[str, Any] = {}
+        results["throughput"] = out
+        for i, store in enumerate(stores):
+            print(f"[throughput] {args.messages:,} messages, store {store} ...", flush=True)
+            try:
+                out[_store_name(store)] = await throughput.run(
+                    bootstrap, workdir, n=args.messages, accounts=args.accounts, store=store,
+                    parse_baseline=i == 0, label=_store_name(store))
+            except Exception as exc:
+                note(f"throughput-{_store_name(store)}", exc)
+    ratio = results.get("throughput", {}).get("memory", {}).get("ratio")
+    want_profile = "profile" in args.parts and (
+        args.profile == "always" or (args.profile == "auto" and ratio is not None
+                                     and ratio < GOAL_RATIO))
+    if want_profile:
+        print(f"[profile] py-spy over the worker, {args.profile_messages:,} messages ...",
+              flush=True)
+        try:
+            prof = await throughput.run_profile(bootstrap, workdir, n=args.profile_messages,
+                                                accounts=args.accounts)
+            results["profile"] = prof
+            if "profile" in prof:
+                text = format_summary(prof["profile"], 25)
+                path = workdir / "profile.txt"
+                path.write_text(text + "\n")
+                prof["profile"]["summary_file"] = str(path)
+        except Exception as exc:
+            note("profile", exc)
+
+    if "latency" in args.parts:
+        runs = []
+        rates = [args.latency_rate] + ([args.latency_low_rate] if args.latency_low_rate else [])
+        for rate in rates:
+            for window in (None, 0):
+                label = "default" if window is None else window
+                print(f"[latency] {rate:.0f} msg/s for {args.latency_seconds:.0f} s, "
+                      f"sequencing window {label} ...", flush=True)
+                try:
+                    runs.append(await latency.run(
+                        bootstrap, workdir, rate=rate, seconds=args.latency_seconds,
+                        warmup=1.0 if args.quick else 2.0, trigger_every=args.trigger_every,
+                        window_ms=window, drain_timeout=60.0 if args.quick else 180.0))
+                except Exception as exc:
+                    note(f"latency-{rate:.0f}-{label}", exc)
+        results["latency"] = runs
+
+    if "state" in args.parts:
+        print("[state] table memory per conversation ...", flush=True)
+        results["state_size"] = recovery.state_sizes()
+        print(f"[state] restore {args.conversations:,} conversations from the changelog, "
+              f"stores {', '.join(stores)} ...", flush=True)
+        try:
+            results["recovery"] = await recovery.run(bootstrap, workdir, n=args.conversations,
+                                                     stores=stores)
+        except Exception as exc:
+            note("recovery", exc)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    mode = "quick" if args.quick else "full"
+    workdir = args.out / f"run-{mode}-{stamp}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "mode": mode, "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "machine": {**harness.machine(), "platform": platform.platform()},
+        "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "results": {}, "errors": [], "workdir": str(workdir)}
+    started = time.monotonic()
+    results = report["results"]
+    if "core" in args.parts:
+        print("[core] pure-core decisions per second ...", flush=True)
+        results["core"] = core.core_throughput(10_000 if args.quick else 50_000)
+    if "matchers" in args.parts:
+        print("[matchers] custom phrases 10 / 1,000 / 10,000 and the human-request detector ...",
+              flush=True)
+        results["matchers"] = core.matcher_scaling(20_000)
+    broker_parts = {"throughput", "latency", "state", "profile"} & set(args.parts)
+    if broker_parts:
+        with harness.broker() as (bootstrap, what, pid):
+            report["broker"] = what
+            if pid is not None:
+                harness.ALWAYS_TRACKED.add(pid)
+            print(f"broker {bootstrap}: {what}", flush=True)
+            asyncio.run(_run_parts(args, report, workdir, bootstrap))
+    report["seconds"] = round(time.monotonic() - started, 1)
+    report["machine"]["load_average_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    path = args.out / f"bench-{mode}-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    report["json"] = str(path)
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    """The figures, each beside its same-run baseline and the issue's goal."""
+    r = report["results"]
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(part: str, figure: str, value: str, baseline: str = "", goal: str = "") -> None:
+        rows.append((part, figure, value, baseline, goal))
+
+    for store, t in r.get("throughput", {}).items():
+        if "worker" not in t:
+            row("1 throughput", f"worker, {store} store", "ERROR", "", t.get("error", ""))
+            continue
+        w, b = t["worker"], t.get("bare_loop", {})
+        ratio = t.get("ratio")
+        row("1 throughput", f"worker msgs/s, {store} store ({t['messages']:,} msgs)",
+            _fmt(w["per_second"]), f"bare aiokafka loop {_fmt(b.get('per_second'))}",
+            f"{ratio:.2f}x (goal >= {GOAL_RATIO}x) {_verdict(ratio >= GOAL_RATIO)}"
+            if ratio is not None else "")
+        if "bare_loop_parse" in t:
+            row("", "  bare loop + validate (pydantic)", _fmt(t["bare_loop_parse"]["per_second"]),
+                "", "")
+        if "cpu_ms_per_message" in w and "cpu_ms_per_message" in b:
+            row("", "  CPU ms per message (steadier when shared)",
+                _fmt(w["cpu_ms_per_message"]), f"bare loop {_fmt(b['cpu_ms_per_message'])}",
+                f"worker uses {1 / t['cpu_ratio']:.0f}x the loop's CPU" if t["cpu_ratio"] else "")
+        handoffs = f"{w['handoffs']:,} of {t['expected_handoffs']:,} expected"
+        row("", "  handoffs published", handoffs, f"{t['triggering_messages_pct']}% of msgs fire",
+            "ok" if w["handoffs"] == t["expected_handoffs"] else "MISMATCH")
+        cpu = t.get("cpu", {})
+        row("", "  machine cores busy: bench / others", f"{_fmt(cpu.get('bench_cores'))} / "
+            f"{_fmt(cpu.get('other_cores'))}", "", "")
+    if "core" in r:
+        row("1 throughput", "pure core decisions/s (no Kafka)", _fmt(r["core"]["per_second"]),
+            "", "the ceiling")
+    prof = r.get("profile", {}).get("profile")
+    if prof and "top_own" in prof:
+        top = ", ".join(f"{x['function'].split(':')[-1]} {x['pct']}%" for x in prof["top_own"][:3])
+        row("  profile", "top own time (py-spy)", top, "", prof.get("summary_file", ""))
+    for lat in r.get("latency", []):
+        window = lat["window_ms"]
+        value = f"{_fmt(lat['p50_ms'])} / {_fmt(lat['p99_ms'])} / {_fmt(lat['max_ms'])}"
+        ok = lat["p99_ms"] < GOAL_P99_MS if lat["handoffs_timed"] else False
+        row("2 latency", f"p50/p99/max ms @ {lat['target_rate']:.0f}/s, window {window}", value,
+            f"{lat['handoffs_timed']:,} handoffs timed, {lat['handoffs_missing']} missing",
+            f"goal p99 < {GOAL_P99_MS:.0f} ms {_verdict(ok)}")
+    m = r.get("matchers")
+    if m:
+        ratio = m["ratio_10000_to_10"]
+        row("3 matchers", "custom 10,000 phrases, us/msg", _fmt(m["custom_10000_us"]),
+            f"10 phrases {_fmt(m['custom_10_us'])}",
+            f"{ratio:.2f}x (goal <= {GOAL_MATCHER_RATIO}x) {_verdict(ratio <= GOAL_MATCHER_RATIO)}")
+        row("", "custom 1,000 phrases, us/msg", _fmt(m["custom_1000_us"]), "", "")
+        row("", "human-request detector, us/msg", _fmt(m["human_request_us"]),
+            f"normalize alone {_fmt(m.get('normalize_us'))}", "")
+    s = r.get("state_size")
+    if s:
+        row("4 state", "conversation: JSON / pickle bytes", f"{s['json_bytes']} / "
+            f"{s['pickle_bytes_model']}", "", "changelog + RocksDB hold the JSON")
+        row("", "conversation: Python heap bytes", f"model {s['heap_bytes_model']:,}, "
+            f"dict {s['heap_bytes_dict']:,}", "", "memory store: dicts after restore")
+    rec = r.get("recovery", {})
+    if "empty" in rec:
+        n = rec["conversations"]
+        empty = rec["empty"]
+        bare = rec.get("bare_read", {})
+        for key in ("memory_fresh", "rocksdb_fresh", "rocksdb_restart"):
+            if key not in rec:
+                continue
+            x = rec[key]
+            label = {"memory_fresh": "memory store, fresh worker",
+                     "rocksdb_fresh": "rocksdb store, fresh worker (empty dir)",
+                     "rocksdb_restart": "rocksdb store, restart (local state kept)"}[key]
+            fate = rec.get("pre_start_probes", {}).get(key, {})
+            probe = "" if x.get("probe_ok") else (
+                "; record sent before start NOT decided in 45 s"
+                + (" (never decided: skipped)" if fate and not fate.get("decided_at_all")
+                   else " (decided by a later worker)" if fate else "")
+                + "; one sent after ready: "
+                + ("decided" if x.get("late_probe_ok") else "not decided either"))
+            row("4 recovery", f"{label}: s to ready ({n:,} convs)", _fmt(x["ready_s"]),
+                f"empty changelog {_fmt(empty['ready_s'])} s; bare read "
+                f"{_fmt(bare.get('seconds'))} s", f"first decision at "
+                f"{_fmt(x.get('first_decision_s'))} s{probe}")
+        if "memory_rss_mib_per_100k" in rec:
+            row("4 state", "worker RSS MiB per 100k convs, memory",
+                _fmt(rec["memory_rss_mib_per_100k"]),
+                f"empty worker {_fmt(empty['rss_mib'])} MiB", "")
+        if "rocksdb_fresh_rss_mib_per_100k" in rec:
+            row("", "worker RSS MiB per 100k convs, rocksdb",
+                _fmt(rec["rocksdb_fresh_rss_mib_per_100k"]),
+                f"on disk {_fmt(rec.get('rocksdb_disk_mib'))} MiB in all", "")
+    widths = [max(len(x[i]) for x in [*rows, ("part", "figure", "value", "baseline (same run)",
+                                                "vs baseline / goal")]) for i in range(5)]
+    head = ("part", "figure", "value", "baseline (same run)", "vs baseline / goal")
+    lines = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(head)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row_)).rstrip() for row_ in rows]
+    mach = report["machine"]
+    lines.insert(0, f"mode {report['mode']}; {mach.get('cores')} cores, "
+                    f"{mach.get('memory_gib')} GiB, {mach.get('cpu', '?')}; Python "
+                    f"{mach.get('python')}; {report.get('broker', 'no broker')}; load average "
+                    f"{mach.get('load_average')} at start, {mach.get('load_average_end')} at end")
+    lines.insert(1, "")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    # aiokafka logs retries (a new topic's leader not known yet) that the bench rides out.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    report = run(args)
+    print()
+    print(table(report))
+    prof = report["results"].get("profile", {}).get("profile")
+    if prof and "top_own" in prof:
+        print()
+        print(format_summary(prof, 12))
+    print()
+    for err in report["errors"]:
+        print(f"error: {err}")
+    print(f"JSON: {report['json']}  (logs: {report['workdir']})")
+    return 1 if report["errors"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
