@@ -63,7 +63,8 @@ class WorkerSettings(BaseSettings):
         60.0, ge=6.0, le=1_800.0,
         description="how long the group waits for a worker that stopped heartbeating (a crash) "
                     "before its partitions move; also how long a restarted worker may wait")
-    store: str = Field("memory://", pattern=r"^(memory://|rocksdb://|rocksdict://).*$")
+    store: str = Field("memory://", pattern=r"^(memory://|rocksdb://).*$",
+                       description="table store; rocksdb:// needs the rocksdict package")
     data_dir: Path = Path(".handoff-data")
     web_port: int = Field(6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
