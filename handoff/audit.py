@@ -23,15 +23,14 @@ import orjson
 
 from agents.decisions import build_engine
 from handoff.config import WorkerSettings
-from handoff.core.routing import Facts
-from handoff.core.routing import _condition_matches as condition_matches
+from handoff.core.routing import Facts, condition_matches
 from handoff.core.state import AccountSettings, AccountState, ConversationState, Phase
 from handoff.core.store import Overlay, Table
 from handoff.history import (
     LogRange,
     Span,
     open_consumer,
-        parse_event,
+    parse_event,
     partition_for,
     partitions_of,
     plan,

@@ -150,7 +150,8 @@ def route_direct(
                   {key: (index + 1) % len(routing.assignees)})
 
 
-def _condition_matches(when: WorkflowCondition, facts: Facts) -> bool:
+def condition_matches(when: WorkflowCondition, facts: Facts) -> bool:
+    """Whether a workflow rule's `when` accepts these facts (absent keys accept anything)."""
     if when.channel is not None and facts.channel not in when.channel:
         return False
     if when.trigger is not None and facts.trigger.kind not in when.trigger:
@@ -178,7 +179,7 @@ def route_workflow(
                       "unassigned")
     title = f"Workflow '{workflow.name or workflow.workflow_id}'"
     for number, rule in enumerate(workflow.rules, start=1):
-        if not _condition_matches(rule.when, facts):
+        if not condition_matches(rule.when, facts):
             continue
         assign = rule.assign
         key = f"{facts.account_id}|workflow|{workflow.workflow_id}|{number}"
