@@ -19,7 +19,7 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,101 +94,91 @@ def judge(figures: Figures) -> None:
         assert figures.duplicated == 0, figures.line()
 
 
+Fault = Callable[[Run], Callable[[float], Awaitable[None]]]
+
+
+def run_scenario(name: str, note: str, fault: Fault, guarantee: str, broker_state: Path,
+                 tmp_path: Path, results: Path) -> None:
+    """Stream the inputs through a worker while `fault` acts on progress, then count and judge."""
+    async def scenario() -> Figures:
+        run = Run(deployment(broker_state, tmp_path), guarantee)
+        started = time.monotonic()
+        inputs = stream(SHAPE)
+        async with running(run):
+            await prepare(run)
+            await run.send(inputs, SHAPE.rate, fault(run))
+            await run.settle()
+            figures = await run.count(name, inputs, started)
+        figures.notes.append(note)
+        return figures
+
+    figures = asyncio.run(scenario())
+    record(figures, results)
+    judge(figures)
+
+
 @pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_sigkill_at_random_points(guarantee: str, broker_state: Path, tmp_path: Path,
                                   results: Path) -> None:
     rng = random.Random(SEED)
     kills = sorted(rng.uniform(0.1, 0.9) for _ in range(4))
 
-    async def scenario() -> Figures:
-        run = Run(deployment(broker_state, tmp_path), guarantee)
-        started = time.monotonic()
-        inputs = stream(SHAPE)
-        async with running(run):
-            await prepare(run)
-            w = run.workers[0]
-            pending = list(kills)
+    def fault(run: Run) -> Callable[[float], Awaitable[None]]:
+        w = run.workers[0]
+        pending = list(kills)
 
-            async def progress(done: float) -> None:
-                while pending and done >= pending[0]:
-                    pending.pop(0)
-                    await asyncio.sleep(rng.uniform(0, 1.5))  # not on a chunk boundary
-                    await run.kill(w, signal.SIGKILL)
-                    run.killed.discard(id(w))
-                    await run.start(w)
+        async def progress(done: float) -> None:
+            while pending and done >= pending[0]:
+                pending.pop(0)
+                await asyncio.sleep(rng.uniform(0, 1.5))  # not on a chunk boundary
+                await run.kill(w, signal.SIGKILL)
+                run.killed.discard(id(w))
+                await run.start(w)
+        return progress
 
-            await run.send(inputs, SHAPE.rate, progress)
-            await run.settle()
-            figures = await run.count("sigkill", inputs, started)
-        figures.notes.append(f"{len(kills)} SIGKILLs")
-        return figures
-
-    figures = asyncio.run(scenario())
-    record(figures, results)
-    judge(figures)
+    run_scenario("sigkill", f"{len(kills)} SIGKILLs", fault, guarantee, broker_state, tmp_path,
+                 results)
 
 
 @pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_broker_stop_and_restart(guarantee: str, broker_state: Path, tmp_path: Path,
                                  results: Path) -> None:
-    async def scenario() -> Figures:
-        run = Run(deployment(broker_state, tmp_path), guarantee)
-        started = time.monotonic()
-        inputs = stream(SHAPE)
-        async with running(run):
-            await prepare(run)
-            restarted = False
+    def fault(run: Run) -> Callable[[float], Awaitable[None]]:
+        restarted = False
 
-            async def progress(done: float) -> None:
-                nonlocal restarted
-                if restarted or done < 0.4:
-                    return
-                restarted = True
-                run.paused.clear()  # connectors would buffer and retry; this sender waits
-                await asyncio.to_thread(localkafka.stop, broker_state)
-                await asyncio.sleep(5)
-                address = await asyncio.to_thread(localkafka.start, None, None, broker_state,
-                                                  keep_data=True)
-                assert address == run.dep.settings.bootstrap_servers
-                run.paused.set()
+        async def progress(done: float) -> None:
+            nonlocal restarted
+            if restarted or done < 0.4:
+                return
+            restarted = True
+            run.paused.clear()  # connectors would buffer and retry; this sender waits
+            await asyncio.to_thread(localkafka.stop, broker_state)
+            await asyncio.sleep(5)
+            address = await asyncio.to_thread(localkafka.start, None, None, broker_state,
+                                              keep_data=True)
+            assert address == run.dep.settings.bootstrap_servers
+            run.paused.set()
+        return progress
 
-            await run.send(inputs, SHAPE.rate, progress)
-            await run.settle()
-            figures = await run.count("broker", inputs, started)
-        figures.notes.append("broker stopped ~5 s at 40%")
-        return figures
-
-    figures = asyncio.run(scenario())
-    record(figures, results)
-    judge(figures)
+    run_scenario("broker", "broker stopped ~5 s at 40%", fault, guarantee, broker_state,
+                 tmp_path, results)
 
 
 @pytest.mark.parametrize("guarantee", GUARANTEES)
 def test_second_worker_joins_and_leaves(guarantee: str, broker_state: Path, tmp_path: Path,
                                         results: Path) -> None:
-    async def scenario() -> Figures:
-        run = Run(deployment(broker_state, tmp_path), guarantee)
-        started = time.monotonic()
-        inputs = stream(SHAPE)
-        async with running(run):
-            await prepare(run)
-            second = run.worker("b")
-            steps = {"join": 0.25, "leave": 0.65}
+    def fault(run: Run) -> Callable[[float], Awaitable[None]]:
+        second = run.worker("b")
+        steps = {"join": 0.25, "leave": 0.65}
 
-            async def progress(done: float) -> None:
-                if "join" in steps and done >= steps["join"]:
-                    del steps["join"]
-                    await run.start(second)
-                elif "leave" in steps and done >= steps["leave"]:
-                    del steps["leave"]
-                    await run.kill(second, signal.SIGTERM)
+        async def progress(done: float) -> None:
+            if "join" in steps and done >= steps["join"]:
+                del steps["join"]
+                await run.start(second)
+            elif "leave" in steps and done >= steps["leave"]:
+                del steps["leave"]
+                await run.kill(second, signal.SIGTERM)
+        return progress
 
-            await run.send(inputs, SHAPE.rate, progress)
-            await run.settle()
-            figures = await run.count("rebalance", inputs, started)
-        figures.notes.append("worker b joined at 25%, left (SIGTERM) at 65%")
-        return figures
-
-    figures = asyncio.run(scenario())
-    record(figures, results)
-    judge(figures)
+    run_scenario("rebalance", "worker b joined at 25%, left (SIGTERM) at 65%", fault, guarantee,
+                 broker_state, tmp_path, results)
