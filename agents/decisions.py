@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from agents.deadletter import dead_letter, describe
+from steps.deadletter import dead_letter, describe
 from handoff.core.engine import Engine
 from handoff.core.store import Table
 from handoff.core.triggers import Matchers

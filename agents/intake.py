@@ -16,9 +16,9 @@ from typing import Any
 
 from faust.types import EventT
 
-from agents.deadletter import dead_letter, record_time
-from agents.holdback import Held, HoldBack
-from agents.validation import ACCOUNT_RECORDS, Limits, Rejected, envelope, validate_record
+from steps.deadletter import dead_letter, record_time
+from steps.holdback import Held, HoldBack
+from steps.validation import ACCOUNT_RECORDS, Limits, Rejected, envelope, validate_record
 from handoff.ops.logs import record_fields
 from schemas.inputs import Presence, Workflow
 from schemas.internal import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.holdback import Held, HoldBack
+from steps.holdback import Held, HoldBack
 
 
 def values(held: list[Held]) -> list[bytes]:

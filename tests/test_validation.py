@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter
 
-from agents.deadletter import dead_letter, record_time
-from agents.validation import Limits, Rejected, envelope, json_depth_over, validate_record
+from steps.deadletter import dead_letter, record_time
+from steps.validation import Limits, Rejected, envelope, json_depth_over, validate_record
 from handoff.core.store import TABLE_MODELS, _typed
 from schemas.inputs import DirectoryUser, Presence
 from schemas.internal import (

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from agents.deadletter import describe
+from steps.deadletter import describe
 from handoff.core.state import ConversationState, Phase
 from handoff.ops.health import not_ready_reason
 from handoff.ops.logs import JsonFormatter, log_decision

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from agents.deadletter import describe
+from steps.deadletter import describe
 from schemas.inputs import (
     AgentControl,
     ChatMessage,
