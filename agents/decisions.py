@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from steps.deadletter import dead_letter, describe
 from handoff.core.engine import Engine
 from handoff.core.store import Table
 from handoff.core.triggers import Matchers
@@ -20,6 +19,7 @@ from handoff.ops.logs import event_fields
 from handoff.triggers.human_request import HumanRequestDetector
 from schemas.internal import AccountEvent
 from schemas.topics import Topic
+from steps.deadletter import dead_letter, describe
 from streams.app import Topology
 from streams.codecs import dumps
 

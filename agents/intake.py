@@ -16,9 +16,6 @@ from typing import Any
 
 from faust.types import EventT
 
-from steps.deadletter import dead_letter, record_time
-from steps.holdback import Held, HoldBack
-from steps.validation import ACCOUNT_RECORDS, Limits, Rejected, envelope, validate_record
 from handoff.ops.logs import record_fields
 from schemas.inputs import Presence, Workflow
 from schemas.internal import (
@@ -29,6 +26,9 @@ from schemas.internal import (
     UserAccount,
 )
 from schemas.topics import Topic
+from steps.deadletter import dead_letter, record_time
+from steps.holdback import Held, HoldBack
+from steps.validation import ACCOUNT_RECORDS, Limits, Rejected, envelope, validate_record
 from streams.app import Topology
 from streams.codecs import dumps
 

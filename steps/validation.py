@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from steps.deadletter import describe
 from schemas.inputs import (
     AgentControl,
     ChatMessage,
@@ -27,6 +26,7 @@ from schemas.inputs import (
 )
 from schemas.internal import Origin, UserAccount
 from schemas.topics import Topic
+from steps.deadletter import describe
 from streams.codecs import dumps
 
 # Records that carry their account: validated, then forwarded with the original bytes.

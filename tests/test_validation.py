@@ -16,8 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter
 
-from steps.deadletter import dead_letter, record_time
-from steps.validation import Limits, Rejected, envelope, json_depth_over, validate_record
 from handoff.core.store import TABLE_MODELS, _typed
 from schemas.inputs import DirectoryUser, Presence
 from schemas.internal import (
@@ -29,6 +27,8 @@ from schemas.internal import (
 )
 from schemas.outputs import DeadLetter
 from schemas.topics import INPUT_TOPICS, Topic
+from steps.deadletter import dead_letter, record_time
+from steps.validation import Limits, Rejected, envelope, json_depth_over, validate_record
 from streams.codecs import OrjsonCodec, dumps
 from tests.core.harness import Run
 from tests.hostile import (

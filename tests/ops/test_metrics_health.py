@@ -12,12 +12,12 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from steps.deadletter import describe
 from handoff.core.state import ConversationState, Phase
 from handoff.ops.health import not_ready_reason
 from handoff.ops.logs import JsonFormatter, log_decision
 from handoff.ops.metrics import DeadLetterSensor, Metrics, classify_error
 from schemas.inputs import ChatMessage
+from steps.deadletter import describe
 from tests.builders import chat, config, inbox, presence, update, user
 from tests.core.harness import Run
 
