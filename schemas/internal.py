@@ -102,3 +102,12 @@ class UserAccount(Record):
 
     user_id: str
     account_id: str | None
+
+
+class PendingPresence(Record):
+    """Intake's `pending-presence` lookup: a user's latest presence, waiting for its account."""
+
+    record: Presence
+    origin: Origin
+    # The presence record's Kafka timestamp: it is sequenced at that time once released.
+    sent_ms: int
