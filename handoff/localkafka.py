@@ -24,14 +24,19 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from ssl import CERT_NONE, PROTOCOL_TLS_CLIENT, SSLContext
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.errors import KafkaError as AIOKafkaError  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
+    "DEFAULT_PARTITIONS",
     "POM_PATH",
     "KafkaError",
+    "SslKeystore",
     "cache_root",
     "ensure_jars",
     "kafka_version",
@@ -45,6 +50,10 @@ __all__ = [
 POM_PATH = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
 
 HOST = "127.0.0.1"
+# The SSL listener is advertised under this name, the one its certificate must carry.
+SSL_HOST = "localhost"
+# HANDOFF_PARTITIONS' default (handoff/config.py): auto-created topics then fit the worker.
+DEFAULT_PARTITIONS = 4
 READY_TIMEOUT_S = 60.0
 REUSE_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 20.0
@@ -98,6 +107,15 @@ logger.clients.level = warn
 
 class KafkaError(RuntimeError):
     """Raised when the local broker cannot be provisioned, started or reached."""
+
+
+@dataclass(frozen=True)
+class SslKeystore:
+    """The broker's TLS identity: a keystore (PKCS12 or JKS) holding its key and certificate."""
+
+    path: Path
+    password: str
+    type: str = "PKCS12"
 
 
 # --------------------------------------------------------------------------- paths
@@ -315,23 +333,51 @@ def _sasl_properties(users: dict[str, str], broker: tuple[str, str]) -> dict[str
     }
 
 
+def _ssl_properties(keystore: SslKeystore) -> dict[str, str]:
+    """Settings of the SSL listener: its keystore; clients are not asked for a certificate."""
+    return {
+        "ssl.keystore.location": str(keystore.path.resolve()),
+        "ssl.keystore.password": keystore.password,
+        "ssl.key.password": keystore.password,
+        "ssl.keystore.type": keystore.type,
+        "ssl.client.auth": "none",
+    }
+
+
 def _server_properties(port: int, controller_port: int, data: Path,
-                       sasl: dict[str, str] | None = None) -> str:
+                       sasl: dict[str, str] | None = None, *, partitions: int = DEFAULT_PARTITIONS,
+                       ssl: SslKeystore | None = None, internal_port: int | None = None) -> str:
     # Clients (and the broker itself) use PLAINTEXT, or SASL_PLAINTEXT when `sasl` is given.
     client = "SASL_PLAINTEXT" if sasl else "PLAINTEXT"
+    listeners = f"{client}://{HOST}:{port}"
+    advertised = listeners
+    protocols = f"{client}:{client},CONTROLLER:PLAINTEXT"
+    inter_broker = client
+    if ssl is not None:
+        if internal_port is None:
+            raise KafkaError("an SSL listener needs an internal port for the broker itself")
+        # Clients use SSL under the certificate's name; the broker talks to itself over a
+        # loopback PLAINTEXT listener, so it never has to trust its own certificate.
+        listeners = f"SSL://{HOST}:{port},INTERNAL://{HOST}:{internal_port}"
+        advertised = f"SSL://{SSL_HOST}:{port},INTERNAL://{HOST}:{internal_port}"
+        protocols = "SSL:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        inter_broker = "INTERNAL"
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"{client}://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"{client}://{HOST}:{port}",
-        "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": client,
+        "listeners": f"{listeners},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": advertised,
+        "listener.security.protocol.map": protocols,
+        "inter.broker.listener.name": inter_broker,
         **(sasl or {}),
+        **(_ssl_properties(ssl) if ssl is not None else {}),
         "controller.listener.names": "CONTROLLER",
         # Dynamic quorum (KIP-853), paired with `format --standalone`.
         "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
         "log.dirs": str(data),
-        "num.partitions": "1",
+        # Topics auto-created by a producer that ran before the first worker start get the
+        # worker's partition count; with 1 the worker would refuse them.
+        "num.partitions": str(partitions),
         "default.replication.factor": "1",
         "min.insync.replicas": "1",
         "auto.create.topics.enable": "true",
@@ -375,7 +421,7 @@ def _format_storage(lib: Path, state: Path, props: Path, extra: tuple[str, ...] 
 # --------------------------------------------------------------------------- probe
 
 
-async def _probe_once(bootstrap: str, timeout_s: float, auth: dict[str, str] | None = None
+async def _probe_once(bootstrap: str, timeout_s: float, auth: dict[str, Any] | None = None
                       ) -> bool:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
@@ -402,7 +448,7 @@ def _accepts(bootstrap: str) -> bool:
         return False
 
 
-def _answers(bootstrap: str, timeout_s: float = 5.0, auth: dict[str, str] | None = None) -> bool:
+def _answers(bootstrap: str, timeout_s: float = 5.0, auth: dict[str, Any] | None = None) -> bool:
     """True if a Kafka metadata request to ``bootstrap`` returns a live broker."""
     # Cheap pre-check: keeps aiokafka from logging a connect error per poll while the JVM boots.
     if not _accepts(bootstrap):
@@ -417,8 +463,18 @@ def _answers(bootstrap: str, timeout_s: float = 5.0, auth: dict[str, str] | None
             return False
 
 
-def _broker_auth(state: Path) -> dict[str, str] | None:
-    """aiokafka arguments for the broker's own SASL login, when it was started with SASL."""
+def _probe_ssl_context() -> SSLContext:
+    """TLS without verification: the probe only asks whether our own broker answers yet."""
+    context = SSLContext(PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = CERT_NONE
+    return context
+
+
+def _broker_auth(state: Path) -> dict[str, Any] | None:
+    """aiokafka arguments for the broker's own SASL login or its SSL listener, if it has one."""
+    if (_client_listener(state / _PROPS_FILE) or ("", ""))[0] == "SSL":
+        return {"security_protocol": "SSL", "ssl_context": _probe_ssl_context()}
     try:
         login = json.loads((state / _SASL_FILE).read_text())
     except (OSError, ValueError):
@@ -467,6 +523,8 @@ def start(
     data_dir: Path | None = None,
     *,
     sasl_users: dict[str, str] | None = None,
+    ssl: SslKeystore | None = None,
+    partitions: int | None = None,
     keep_data: bool = False,
 ) -> str:
     """Start (or reuse) the local broker for ``data_dir`` and return ``"127.0.0.1:<port>"``.
@@ -476,6 +534,13 @@ def start(
     ``sasl_users`` (name -> password): the client listener is SASL_PLAINTEXT instead of
     PLAINTEXT, accepting those users with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
 
+    ``ssl``: the client listener is SSL with this keystore (no client certificates), advertised
+    as ``localhost:<port>``, the name its certificate must carry; that is the address returned.
+    The broker reaches itself over a PLAINTEXT listener on another loopback port.
+
+    ``partitions``: ``num.partitions``, what topics the broker auto-creates get; default
+    ``$HANDOFF_PARTITIONS`` or 4, as the worker's setting, so they fit the worker.
+
     ``keep_data``: restart the broker that ran from this state dir with its log dir, cluster
     id, port and listeners as they were (a broker restart, not a fresh cluster). Without a
     previous run to keep, it starts fresh.
@@ -484,6 +549,11 @@ def start(
     state = state_dir(data_dir)
     state.mkdir(parents=True, exist_ok=True)
     wanted = _requested_port(port)
+    num_partitions = _requested_partitions(partitions)
+    if ssl is not None and sasl_users is not None:
+        raise KafkaError("ssl and sasl_users together (SASL_SSL) are not supported here")
+    if ssl is not None and not ssl.path.is_file():
+        raise KafkaError(f"SSL keystore {ssl.path} is not a file")
     for name, password in (sasl_users or {}).items():
         if not (_SASL_SAFE.match(name) and _SASL_SAFE.match(password)):
             raise KafkaError(f"SASL user {name!r}: names and passwords may use only "
@@ -492,7 +562,7 @@ def start(
         pid = _running_pid(state)
         address = _read_address(state)
         if pid is not None and address is not None:
-            if wanted is not None and address != f"{HOST}:{wanted}":
+            if wanted is not None and _port_of(address) != wanted:
                 raise KafkaError(
                     f"a broker from {state} already runs on {address}, not port {wanted}; "
                     "stop it first"
@@ -513,9 +583,9 @@ def start(
         kept = _kept_address(props, data) if keep_data else None
         if kept is not None:
             # The same log dir, cluster id, port and listeners: the broker comes back.
-            if wanted is not None and kept != f"{HOST}:{wanted}":
+            if wanted is not None and _port_of(kept) != wanted:
                 raise KafkaError(f"the kept broker of {state} listens on {kept}, not {wanted}")
-            if not _port_free(int(kept.rpartition(":")[2]), reuse=True):
+            if not _port_free(_port_of(kept), reuse=True):
                 raise KafkaError(f"port {kept} is already in use")
             address = kept
         else:
@@ -525,6 +595,11 @@ def start(
             controller_port = _free_port()
             while controller_port == kafka_port:
                 controller_port = _free_port()
+            internal_port: int | None = None
+            if ssl is not None:
+                internal_port = _free_port()
+                while internal_port in (kafka_port, controller_port):
+                    internal_port = _free_port()
 
             # A fresh cluster per start: tests must never see a previous run's topics/offsets.
             shutil.rmtree(data, ignore_errors=True)
@@ -541,9 +616,11 @@ def start(
                 scram = tuple(
                     arg for mech in SASL_MECHANISMS[1:] for u, p in sasl_users.items()
                     for arg in ("--add-scram", f"{mech}=[name={u},password={p}]"))
-            props.write_text(_server_properties(kafka_port, controller_port, data.resolve(), sasl))
+            props.write_text(_server_properties(
+                kafka_port, controller_port, data.resolve(), sasl, partitions=num_partitions,
+                ssl=ssl, internal_port=internal_port))
             _format_storage(lib, state, props, scram)
-            address = f"{HOST}:{kafka_port}"
+            address = f"{SSL_HOST if ssl is not None else HOST}:{kafka_port}"
         log4j = state / _LOG4J_FILE
         log4j.write_text(_LOG4J2)
 
@@ -569,14 +646,44 @@ def start(
         return address
 
 
+def _client_listener(props: Path) -> tuple[str, str] | None:
+    """(protocol, address) of the first advertised listener in ``props``: the clients' one."""
+    try:
+        lines = props.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("advertised.listeners="):
+            protocol, _, rest = line.removeprefix("advertised.listeners=").partition("://")
+            return protocol, rest.split(",", 1)[0]
+    return None
+
+
 def _kept_address(props: Path, data: Path) -> str | None:
     """The client address of a formatted broker that ran from this state dir, if any."""
-    if not (data / "meta.properties").is_file() or not props.is_file():
+    if not (data / "meta.properties").is_file():
         return None
-    for line in props.read_text().splitlines():
-        if line.startswith("advertised.listeners="):
-            return line.split("://", 1)[1].split(",", 1)[0]
-    return None
+    listener = _client_listener(props)
+    return listener[1] if listener is not None else None
+
+
+def _port_of(address: str) -> int:
+    return int(address.rpartition(":")[2])
+
+
+def _requested_partitions(partitions: int | None) -> int:
+    """The broker's ``num.partitions``: argument, ``$HANDOFF_PARTITIONS`` or 4."""
+    if partitions is None:
+        env = os.environ.get("HANDOFF_PARTITIONS")
+        if not env:
+            return DEFAULT_PARTITIONS
+        try:
+            partitions = int(env)
+        except ValueError:
+            raise KafkaError(f"HANDOFF_PARTITIONS must be an integer, got {env!r}") from None
+    if not 1 <= partitions <= 1024:  # the bounds of the worker's setting
+        raise KafkaError(f"partitions must be between 1 and 1024, got {partitions}")
+    return partitions
 
 
 def _stop_locked(state: Path, timeout_s: float = STOP_TIMEOUT_S) -> bool:

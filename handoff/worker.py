@@ -9,7 +9,7 @@ import faust
 from handoff.config import WorkerSettings
 from handoff.kafka_clients import check_connection
 from handoff.ops.logs import configure_logging, worker_options
-from streams.admin import ensure_topics
+from streams.admin import check_partitions, ensure_topics
 from streams.app import build
 
 
@@ -20,6 +20,7 @@ def run_worker(settings: WorkerSettings) -> None:
     asyncio.run(check_connection(settings))
     if settings.create_topics:
         asyncio.run(ensure_topics(settings))
+    asyncio.run(check_partitions(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     topology = build(settings)
     faust.Worker(topology.app, **worker_options(settings)).execute_from_commandline()
