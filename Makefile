@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
-	$(BIN)/mypy handoff schemas streams agents steps
+	$(BIN)/mypy handoff schemas streams steps
 
 ## Also the slow fault-injection runs.
 test-all: $(STAMP)

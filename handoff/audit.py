@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 
-from agents.decisions import build_engine
 from handoff.config import WorkerSettings
 from handoff.core.routing import Facts, condition_matches
 from handoff.core.state import AccountSettings, AccountState, ConversationState, Phase
@@ -31,7 +30,6 @@ from handoff.history import (
     Span,
     open_consumer,
     parse_event,
-    partition_for,
     partitions_of,
     plan,
     read_spans,
@@ -39,12 +37,13 @@ from handoff.history import (
 from handoff.replay import decide
 from handoff.spill import SpillStore
 from handoff.triggers.custom import normalize_phrase
+from schemas.codec import dumps
 from schemas.common import Sender, TriggerKind
 from schemas.internal import SequencedChat, SequencedControl, SequencedConversationUpdate
 from schemas.outputs import Trigger
 from schemas.settings import DirectRouting
-from schemas.topics import Topic
-from streams.codecs import dumps
+from schemas.topics import Topic, partition_for
+from steps.decide import build_engine
 
 # The outputs keyed by conversation id: what a conversation's trail is made of.
 CONVERSATION_TOPICS = (Topic.HANDOFF_EVENTS, Topic.TICKETS_CREATED, Topic.ASSIGNMENTS,

@@ -56,9 +56,19 @@ class WorkerSettings(BaseSettings):
                             description="partitions of topics this service creates")
     replication_factor: int = Field(1, ge=1, le=16)
     create_topics: bool = Field(True, description="create missing contract topics at start")
-    # at_least_once until the exactly-once work (issue 7) proves Faust's transactions here;
-    # decisions already drop redelivered inputs by event_id.
-    processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
+    # Every cycle's outputs, changelogs and input offsets go out in one transaction per task
+    # (streams/loop.py): one path, so at_least_once (the Faust-era default) is refused.
+    processing_guarantee: Literal["exactly_once"] = "exactly_once"
+    batch_max_records: int = Field(
+        2_000, ge=1, le=100_000,
+        description="most records the loop reads in one cycle (one transaction per task)")
+    batch_wait_ms: int = Field(
+        100, ge=1, le=10_000,
+        description="longest the loop waits for records before a cycle with none; a cycle "
+                    "starts as soon as any record is there")
+    producer_linger_ms: int = Field(
+        2, ge=0, le=1_000,
+        description="how long the transactional producers wait to fill a request")
     session_timeout_s: float = Field(
         60.0, ge=6.0, le=1_800.0,
         description="how long the group waits for a worker that stopped heartbeating (a crash) "

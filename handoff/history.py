@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import murmur2
 from pydantic import TypeAdapter, ValidationError
 
 from handoff.config import WorkerSettings
@@ -125,11 +124,6 @@ class LogRecord:
     key: bytes | None
     value: bytes | None
     in_range: bool
-
-
-def partition_for(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as Faust and connectors use) picks."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def parse_event(value: bytes | None) -> Any | None:

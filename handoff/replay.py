@@ -19,15 +19,15 @@ from typing import IO, Any, Protocol
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from agents.decisions import build_engine
 from handoff.config import WorkerSettings
 from handoff.core.engine import Engine
 from handoff.core.store import Decision, StateReader, Write
 from handoff.history import LogRange, Progress, open_consumer, parse_event, plan, read_spans
 from handoff.kafka_clients import client_kwargs
 from handoff.spill import SpillStore
+from schemas.codec import dumps
 from schemas.topics import Topic
-from streams.codecs import dumps
+from steps.decide import build_engine
 
 
 class Store(StateReader, Protocol):

@@ -34,7 +34,6 @@ from handoff.history import (
     Progress,
     open_consumer,
     parse_event,
-    partition_for,
     partitions_of,
     plan,
     read_spans,
@@ -45,7 +44,7 @@ from handoff.triggers.custom import normalize_phrase
 from handoff.triggers.human_request import HumanRequestDetector
 from schemas.internal import SequencedChat
 from schemas.settings import DirectRouting, HandoffConfig
-from schemas.topics import Topic
+from schemas.topics import Topic, partition_for
 
 
 def load_proposal(path: Path, account: str | None) -> tuple[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Starting the Faust worker for a set of settings."""
+"""Starting the worker for a set of settings: checks first, then the app with its loop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from handoff.config import WorkerSettings
 from handoff.kafka_clients import check_connection
 from handoff.ops.logs import configure_logging, worker_options
 from streams.admin import check_partitions, ensure_topics
-from streams.app import build
+from streams.topology import build
+from streams.web import register_web
 
 
 def run_worker(settings: WorkerSettings) -> None:
@@ -23,4 +24,5 @@ def run_worker(settings: WorkerSettings) -> None:
     asyncio.run(check_partitions(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     topology = build(settings)
+    register_web(topology)
     faust.Worker(topology.app, **worker_options(settings)).execute_from_commandline()

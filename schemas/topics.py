@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from aiokafka.partitioner import murmur2
 from pydantic import BaseModel, TypeAdapter
 
 from schemas import api, inputs, internal, outputs
@@ -89,3 +90,10 @@ def json_schema(topic: Topic) -> dict[str, object]:
     if isinstance(model, TypeAdapter):
         return model.json_schema(mode="validation")
     return model.model_json_schema(mode="validation")
+
+
+def partition_for(key: str | bytes, partitions: int) -> int:
+    """The partition a record keyed `key` lands on: Kafka's default partitioner (murmur2), as
+    the connectors' producers, Faust and aiokafka use it. The one home of this formula."""
+    raw = key.encode() if isinstance(key, str) else key
+    return int(murmur2(raw) & 0x7FFFFFFF) % partitions

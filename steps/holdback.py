@@ -27,7 +27,7 @@ class Held:
     seq: int = field(default_factory=lambda: next(_sequence))
     key: bytes = field(default=b"", compare=False)
     value: bytes = field(default=b"", compare=False)
-    # The input event to acknowledge once this record is forwarded (None: nothing to ack).
+    # The input record itself, applied when released (None: nothing more to do).
     event: Any = field(default=None, compare=False)
 
 
@@ -74,6 +74,11 @@ class HoldBack:
                     or any(not self._queues.get(s) for s in behind)):
                 return out
             out.append(head_queue.popleft())
+
+    def head(self, source: Hashable) -> Held | None:
+        """The oldest record still held for a source, or None."""
+        queue = self._queues.get(source)
+        return queue[0] if queue else None
 
     def drop(self, source: Hashable) -> list[Held]:
         """Forget a source's held records (its partition was revoked); returns them."""

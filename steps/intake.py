@@ -21,6 +21,7 @@ from typing import Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
+from schemas.codec import dumps
 from schemas.common import Timestamp
 from schemas.inputs import DirectoryEntry, Presence, Workflow
 from schemas.internal import (
@@ -34,7 +35,6 @@ from schemas.internal import (
 from schemas.topics import Topic
 from steps.deadletter import record_time
 from steps.validation import ACCOUNT_RECORDS, Limits, Rejected, envelope, validate_record
-from streams.codecs import dumps
 
 __all__ = [
     "LOOKUP_VALUES",

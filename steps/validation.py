@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from schemas.codec import dumps
 from schemas.inputs import (
     AgentControl,
     ChatMessage,
@@ -27,7 +28,6 @@ from schemas.inputs import (
 from schemas.internal import Origin, UserAccount
 from schemas.topics import Topic
 from steps.deadletter import describe
-from streams.codecs import dumps
 
 # Records that carry their account: validated, then forwarded with the original bytes.
 ACCOUNT_RECORDS: dict[Topic, type[BaseModel]] = {

@@ -12,6 +12,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from handoff.config import SettingsError, WorkerSettings
 from handoff.kafka_clients import client_kwargs
 from schemas.topics import INPUT_TOPICS, INTERNAL_TOPICS, OUTPUT_TOPICS, SPECS, Topic
+from streams.state import changelog_topic
+from streams.task import store_names
 
 
 def topic_configs(topic: Topic, replication_factor: int) -> dict[str, str]:
@@ -37,6 +39,13 @@ async def ensure_topics(settings: WorkerSettings, partitions: int | None = None,
             for t in (*INPUT_TOPICS, *OUTPUT_TOPICS, *INTERNAL_TOPICS)
             if settings.topic(t) not in existing
         ]
+        # The loop's stores: compacted, one partition per task (streams/state).
+        compacted = {"cleanup.policy": "compact",
+                     **({"min.insync.replicas": "2"} if replication >= 3 else {})}
+        wanted += [NewTopic(name, num_partitions=partitions, replication_factor=replication,
+                            topic_configs=compacted)
+                   for name in (changelog_topic(settings.group_id, s) for s in store_names())
+                   if name not in existing]
         if wanted:
             await admin.create_topics(wanted)
         return [t.name for t in wanted]

@@ -25,9 +25,7 @@ the version, and a refusal when the directory changed in between).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,18 +36,15 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
 from faust import web
-from faust.types import TP
 from pydantic import BaseModel, ValidationError
 
-from agents.decisions import TableReader
 from handoff.api.openapi import openapi_document
 from handoff.api.tokens import TokenStore, topic_partitions
 from handoff.core.engine import derive_id
 from handoff.core.settings import FieldError, check_config, check_permission, unknown_fields
 from handoff.core.state import AccountSettings, AccountState
-from handoff.core.store import Overlay, Table
+from handoff.core.store import Overlay, StateReader, Table
 from handoff.kafka_clients import client_kwargs
 from schemas.api import (
     ErrorBody,
@@ -62,11 +57,11 @@ from schemas.api import (
     SettingsBody,
     ValidationBody,
 )
+from schemas.codec import dumps
 from schemas.inputs import ConfigRequest
 from schemas.outputs import ConfigChange
-from schemas.topics import Topic
-from streams.app import Topology
-from streams.codecs import dumps
+from schemas.topics import Topic, partition_for
+from streams.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +194,7 @@ class SettingsApi:
         self.topology = topology
         self.app = topology.app
         self.feed = Feed(topology)
-        self.reader = TableReader(topology.tables)
+        self.loop = topology.loop
 
     @property
     def me(self) -> str:
@@ -230,19 +225,25 @@ class SettingsApi:
         count = self.feed.partitions.get(name)
         busy = Refusal(503, "the workers are rebalancing partitions; try again",
                        headers={"Retry-After": "2"})
-        if not count or getattr(self.app, "rebalancing", False):
+        if not count or self.loop.rebalancing:
             raise busy
-        # The producers' partitioner (Kafka's murmur2 over the key bytes), as intake sends.
-        partition = (murmur2(account_id.encode()) & 0x7FFFFFFF) % count
-        if TP(name, partition) in self.app.assignor.assigned_actives():
-            recovery: Any = self.app.tables.recovery  # type: ignore[attr-defined]
-            if recovery.in_recovery or not recovery.completed.is_set():
-                raise busy
+        partition = partition_for(account_id, count)
+        if self.loop.reader(partition) is not None:
             return None
-        for url, topics in self.app.router.external_topics_metadata().items():
-            if partition in topics.get(name, ()) and str(url).rstrip("/") != self.me:
-                return str(url)
-        raise busy
+        url = self.loop.owner(partition)
+        if url and url.rstrip("/") != self.me:
+            return url
+        raise busy  # ours but still restoring, or nobody's until the group settles
+
+    def state(self, account_id: str) -> Overlay:
+        """The committed state of the account's task on this worker (503 if it moved)."""
+        count = self.feed.partitions.get(self.topology.settings.topic(Topic.ACCOUNT_EVENTS))
+        reader: StateReader | None = (self.loop.reader(partition_for(account_id, count))
+                                      if count else None)
+        if reader is None:
+            raise Refusal(503, "the account's partition is moving; try again",
+                          headers={"Retry-After": "2"})
+        return Overlay(reader)
 
     async def forward(self, view: web.View, request: web.Request, url: str) -> web.Response:
         """Send the request on to the worker that holds the account, and relay its answer."""
@@ -279,8 +280,7 @@ class SettingsApi:
             url = self.owner(account_id)
             if url is not None:
                 return await self.forward(view, request, url)
-            store = Overlay(self.reader)
-            account = store.account(account_id)
+            account = self.state(account_id).account(account_id)
             refusal = check_permission(ConfigRequest(
                 event_id="api-permission-check", account_id=account_id, actor=user,
                 occurred_at=datetime.now(UTC), config={}), account)
@@ -295,7 +295,7 @@ class SettingsApi:
     # -- the handlers (run on the account's worker, after the checks) ----------------------
 
     def current(self, account_id: str) -> AccountSettings:
-        return Overlay(self.reader).settings(account_id)
+        return self.state(account_id).settings(account_id)
 
     async def get_settings(self, request: web.Request, account_id: str, user: str,
                            account: AccountState) -> tuple[int, BaseModel]:
@@ -309,7 +309,7 @@ class SettingsApi:
             raise Refusal(422, "limit must be a whole number",
                           [FieldError("limit", f"a whole number from 1 to {MAX_HISTORY}")]) from None
         latest = self.current(account_id).version
-        store = Overlay(self.reader)
+        store = self.state(account_id)
         versions = []
         for version in range(latest, max(0, latest - limit), -1):
             found = store.get(Table.SETTINGS_HISTORY, f"{account_id}#{version}")
@@ -377,7 +377,7 @@ class SettingsApi:
         if not change.accepted:
             # Refused by the stream although the check passed here: the directory changed in
             # between. Name the fields again from the directory as it is now, if they are.
-            now = Overlay(self.reader).account(account_id)
+            now = self.state(account_id).account(account_id)
             _, errors = check_config(raw, now)
             raise Refusal(422, change.reason or "refused", errors or [
                 FieldError("", change.reason or "refused")])
@@ -406,21 +406,11 @@ def static_file(name: str) -> bytes:
     return resources.files("handoff.api").joinpath("static", name).read_bytes()
 
 
-def _canonical_url(topology: Topology) -> None:
-    """Let other workers reach this one where it listens (Faust's default names the host)."""
-    settings = topology.settings
-    if os.environ.get("NODE_CANONICAL_URL") or settings.web_host in ("0.0.0.0", "::", ""):
-        return  # Faust's own: NODE_CANONICAL_URL, else http://<host name>:<port>
-    with contextlib.suppress(Exception):
-        topology.app.conf.canonical_url = f"http://{settings.web_host}:{settings.web_port}"  # type: ignore[assignment]
-
-
 def register_settings_api(topology: Topology) -> None:
     """Attach the settings API, its OpenAPI description and the settings page."""
     if topology.settings.web_port == 0:
         return  # the web server is off: no API, and no consumer reading for it
     app = topology.app
-    _canonical_url(topology)
     api = SettingsApi(topology)
     app.task(api.feed.run)
     base = "/accounts/{account_id}/handoff-settings"

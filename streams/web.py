@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.app import Topology
+from streams.topology import Topology
 
 
 def register_web(topology: Topology) -> None:

@@ -12,8 +12,8 @@ from handoff.history import ALL, LogRange, parse_offsets, parse_time
 from handoff.replay import decide
 from handoff.simulate import WhatIf
 from handoff.spill import SpillStore
+from schemas.codec import dumps
 from schemas.settings import HandoffConfig
-from streams.codecs import dumps
 from tests import builders as b
 from tests.core.harness import Run
 

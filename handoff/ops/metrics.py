@@ -1,9 +1,9 @@
 """Prometheus metrics of one worker, in a registry of its own (several apps may share a process).
 
-The decision agent reports to a `Metrics` object with one call per decision
-(`observe_decision`); dead letters are counted by a Faust sensor on what is published to the
-`deadletter` topic, whichever agent sets a record aside; consumer lag and open conversations
-are computed when `/metrics` is scraped. Labels are small fixed sets (trigger kind, process, outcome, contract
+The processing loop reports to a `Metrics` object with one call per decision
+(`observe_decision`) and one per dead letter (`observe_dead_letter`, where the runner makes
+it); consumer lag and open conversations are computed from the loop when `/metrics` is
+scraped. Labels are small fixed sets (trigger kind, process, outcome, contract
 topic, partition, reason class): never conversation, user or account ids.
 """
 
@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Protocol
 
-import orjson
-from faust.sensors.base import Sensor
-from faust.types.transports import ProducerT
-from faust.types.tuples import PendingMessage, RecordMetadata
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -24,7 +20,6 @@ from prometheus_client.registry import Collector
 
 from handoff.core.state import Phase
 from handoff.core.store import Decision, Table
-from handoff.ops.health import not_ready_reason
 from handoff.ops.logs import log_decision
 from schemas.common import Process, TriggerKind
 from schemas.internal import AccountEvent
@@ -66,6 +61,19 @@ def _phase_view(value: object) -> tuple[str | None, str | None]:
     else:
         phase, view = getattr(value, "phase", None), getattr(value, "view", None)
     return (str(phase) if phase is not None else None, str(view) if view is not None else None)
+
+
+class StateSource(Protocol):
+    """What the scrape reads from the processing loop."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def not_ready_reason(self) -> str | None: ...
+
+    def conversations(self) -> Iterator[tuple[str, object]]: ...
+
+    def lag(self) -> Iterator[tuple[str, int, int]]: ...
 
 
 class Metrics:
@@ -110,9 +118,7 @@ class Metrics:
         # Conversations handed off and still open on this worker's partitions: id -> view.
         # Only human-owned conversations are held, so this is as big as the humans' queue.
         self._open: dict[str, str] = {}
-        self._app: Any = None
-        self._conversations: Any = None
-        self._source_topics: dict[str, str] = {}
+        self._source: StateSource | None = None
         self._seeded_at: int | None = None
         r.register(_Scraped(self))
 
@@ -152,14 +158,9 @@ class Metrics:
 
     # -- wiring -----------------------------------------------------------------------------
 
-    def bind(self, app: Any, conversations: Any, source_topics: Mapping[str, str],
-             deadletter_topic: str) -> None:
-        """Give the scrape-time metrics the app, the conversations table and the topics the
-        agents read (full name -> contract name); count what is sent to `deadletter_topic`."""
-        self._app = app
-        self._conversations = conversations
-        self._source_topics = dict(source_topics)
-        app.sensors.add(DeadLetterSensor(self, deadletter_topic))
+    def bind(self, source: StateSource) -> None:
+        """Give the scrape-time metrics the loop whose state and lag they report."""
+        self._source = source
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The scrape body and its content type, in the format the scraper asked for."""
@@ -177,16 +178,16 @@ class Metrics:
         return counts
 
     def _maybe_reseed(self) -> None:
-        # After each rebalance (and at start) the tables hold the truth for the partitions
-        # this worker now owns: count from them once, then follow the decisions.
-        app = self._app
-        if app is None or self._conversations is None:
+        # After each rebalance (and at start) the stores hold the truth for the tasks this
+        # worker now owns: count from them once, then follow the decisions.
+        source = self._source
+        if source is None:
             return
-        generation = int(getattr(app, "rebalancing_count", 0))
-        if generation == self._seeded_at or not_ready_reason(app, self._source_topics):
+        generation = source.generation
+        if generation == self._seeded_at or source.not_ready_reason() is not None:
             return
         fresh: dict[str, str] = {}
-        for key, value in list(self._conversations.items()):
+        for key, value in source.conversations():
             phase, view = _phase_view(value)
             if phase == Phase.HANDED_OFF and view in OPEN_VIEWS:
                 fresh[str(key)] = view
@@ -194,32 +195,9 @@ class Metrics:
         self._seeded_at = generation
 
     def consumer_lag(self) -> Iterator[tuple[str, int, int]]:
-        """(contract topic, partition, lag) for each assigned partition the agents read."""
-        app = self._app
-        if app is None:
-            return
-        try:
-            consumer = app.consumer
-            assignment = consumer.assignment()
-        except Exception:
-            return  # not started yet
-        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
-        read: Mapping[Any, int | None] = getattr(consumer, "_read_offset", {})
-        for tp in sorted(assignment):
-            name = self._source_topics.get(tp.topic)
-            if name is None:
-                continue  # changelogs and Faust's own topics
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:
-                continue  # revoked meanwhile
-            if highwater is None:
-                continue  # nothing fetched yet
-            position = committed.get(tp)
-            if position is None:
-                last = read.get(tp)
-                position = last + 1 if last is not None else 0
-            yield name, tp.partition, max(0, highwater - position)
+        """(contract topic, partition, lag) for each partition the loop reads."""
+        if self._source is not None:
+            yield from self._source.lag()
 
 
 class _Scraped(Collector):
@@ -247,27 +225,3 @@ class _Scraped(Collector):
         for topic, partition, behind in m.consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
         return [open_family, lag]
-
-
-class DeadLetterSensor(Sensor):
-    """Counts each record the broker acknowledged on the dead letter topic."""
-
-    def __init__(self, metrics: Metrics, topic: str) -> None:
-        super().__init__()
-        self.metrics = metrics
-        self.topic = topic
-
-    def on_send_initiated(self, producer: ProducerT, topic: str, message: PendingMessage,
-                          keysize: int, valsize: int) -> Any:
-        if topic != self.topic:
-            return None
-        try:
-            record = orjson.loads(message.value)
-            return (str(record["source_topic"]), str(record["error"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return ("other", "")
-
-    def on_send_completed(self, producer: ProducerT, state: Any,
-                          metadata: RecordMetadata) -> None:
-        if state is not None:
-            self.metrics.observe_dead_letter(*state)

@@ -6,23 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 from faust import web
 
-from handoff.core.store import Table
 from handoff.ops.health import not_ready_reason
-from schemas.topics import INPUT_TOPICS, INTERNAL_TOPICS, Topic
 
 if TYPE_CHECKING:
-    from streams.app import Topology
+    from streams.topology import Topology
 
 
 def register_ops_pages(topology: Topology) -> None:
     """Bind the metrics to the app and attach the three pages."""
     app = topology.app
-    settings = topology.settings
     metrics = topology.metrics
-    # The topics the agents read: readiness wants one of their partitions, lag is shown for each.
-    sources = {settings.topic(t): t.value for t in (*INPUT_TOPICS, *INTERNAL_TOPICS)}
-    metrics.bind(app, topology.tables[Table.CONVERSATIONS], sources,
-                 settings.topic(Topic.DEADLETTER))
+    loop = topology.loop
+    metrics.bind(loop)
 
     @app.page("/metrics", name="ops-metrics")
     async def scrape(self: web.View, request: web.Request) -> web.Response:
@@ -35,7 +30,7 @@ def register_ops_pages(topology: Topology) -> None:
 
     @app.page("/health/ready", name="ops-ready")
     async def ready(self: web.View, request: web.Request) -> web.Response:
-        reason = not_ready_reason(app, sources)
+        reason = not_ready_reason(loop)
         if reason is None:
             return self.json({"status": "ready"})
         return self.json({"status": "not ready", "reason": reason}, status=503)

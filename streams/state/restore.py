@@ -19,10 +19,10 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, St
     """Bring each store up to its changelog partition's end; returns the records applied per partition.
 
     `consumer`: started, with group_id=None, isolation_level="read_committed",
-    enable_auto_commit=False and no deserializers (keys and values as bytes). It is left with
-    no assignment, ready for reuse. Fence the changelog's transactional producer first
-    (init_transactions): an open transaction holds the last stable offset back, and the
-    restore stops there.
+    enable_auto_commit=False and no deserializers (keys and values as bytes). Its partitions
+    are left assigned and paused (a later `assign` replaces them). Fence the changelog's
+    transactional producer first (init_transactions): an open transaction holds the last
+    stable offset back, and the restore stops there.
     """
     applied = {tp: 0 for tp in stores}
     if not stores:
@@ -70,7 +70,9 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, St
                     consumer.pause(tp)
                     pending.discard(tp)
     finally:
-        consumer.assign([])
+        # Not assign([]): after an offsets lookup, aiokafka 0.14's consumer.stop() then hangs
+        # (measured: 15 s and counting), which would stall every task opening.
+        consumer.pause(*tps)
     return applied
 
 

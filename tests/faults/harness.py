@@ -28,14 +28,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import TypeAdapter
 
-from agents.decisions import build_engine
 from handoff.core.store import MemoryStore
 from handoff.kafka_clients import client_kwargs
 from handoff.publish import record_key
 from handoff.replay import run_replay
+from schemas.codec import dumps
 from schemas.internal import AccountEvent
 from schemas.topics import INPUT_TOPICS, Topic
-from streams.codecs import dumps
+from steps.decide import build_engine
 from tests.kafka_support import Deployment, Worker
 
 _account_event: TypeAdapter[Any] = TypeAdapter(AccountEvent)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from schemas.codec import dumps
 from schemas.inputs import (
     AgentControl,
     ChatMessage,
@@ -50,7 +51,6 @@ from steps.intake import (
     intake,
 )
 from steps.validation import Limits
-from streams.codecs import OrjsonCodec, dumps
 from tests.hostile import T0, Case, cases
 
 LIMITS = Limits()
@@ -326,7 +326,7 @@ def test_the_mapping_forwards_the_waiting_presence_with_its_own_origin_and_time(
 def test_a_waiting_presence_restored_as_a_plain_dict_is_forwarded_alike() -> None:
     waiting = PendingPresence(record=presence(), origin=origin(Topic.AGENT_PRESENCE, 3),
                               sent_ms=SENT)
-    restored = OrjsonCodec().loads(OrjsonCodec().dumps(waiting))  # a changelog round trip
+    restored = orjson.loads(dumps(waiting))  # a changelog round trip
     assert isinstance(restored, dict)
     result = intake(mapping("acct-1"), Lookups({(Lookup.PENDING_PRESENCE, "u-7"): restored}),
                     LIMITS, NOW)

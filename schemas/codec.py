@@ -1,11 +1,10 @@
-"""The orjson codec every topic and table of this service is written with."""
+"""How every record of this service is spelled on the wire: one orjson document."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from faust.serializers import codecs
 from pydantic import BaseModel
 
 
@@ -21,17 +20,3 @@ def dumps(obj: Any) -> bytes:
         # pydantic's own serializer is faster than dumping a dict through orjson.
         return obj.__pydantic_serializer__.to_json(obj)
     return orjson.dumps(obj, default=_default)
-
-
-class OrjsonCodec(codecs.Codec):
-    """Faust codec over orjson (faster than the stdlib json Faust uses by default)."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return dumps(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return orjson.loads(s)
-
-
-CODEC_NAME = "orjson"
-codecs.register(CODEC_NAME, OrjsonCodec())

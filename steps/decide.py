@@ -1,0 +1,61 @@
+"""The decision step: one record of the account log and the task's state, to the core's answer.
+
+It parses the sequenced record once and asks `Engine.decide`; nothing else. A record that cannot
+be parsed (only a producer other than intake could write one) or that the core fails on comes
+back `rejected` with the reason, for the runner to dead-letter: one poison record must not stop
+every account behind it, and replay skips it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from handoff.core.engine import Engine
+from handoff.core.store import Decision, StateReader
+from handoff.core.triggers import Matchers
+from handoff.triggers.human_request import HumanRequestDetector
+from schemas.internal import AccountEvent
+from steps.deadletter import describe
+
+log = logging.getLogger(__name__)
+
+_account_event: TypeAdapter[Any] = TypeAdapter(AccountEvent)
+
+
+def build_engine(extra_dirs: list[Path] | None = None) -> Engine:
+    """The engine with the shipped human-request phrases plus any operator folders."""
+    return Engine(Matchers(HumanRequestDetector.load(list(extra_dirs or []))))
+
+
+@dataclass(slots=True)
+class Decided:
+    """The outcome of one account-log record: the parsed event and the core's decision, or why
+    it was set aside."""
+
+    event: Any | None = None  # an AccountEvent
+    decision: Decision | None = None
+    rejected: str | None = None
+
+
+def parse(value: bytes | None) -> Any:
+    """The sequenced event in a record of the account log; raises ValidationError."""
+    return _account_event.validate_json(value or b"", strict=True)
+
+
+def decide(engine: Engine, reader: StateReader, value: bytes | None) -> Decided:
+    """Parse one account-log record and decide it over `reader`."""
+    try:
+        event = parse(value)
+    except ValidationError as exc:
+        return Decided(rejected=describe(exc))
+    try:
+        return Decided(event=event, decision=engine.decide(reader, event))
+    except Exception as exc:
+        # A bug, not the broker: logged with its stack, then set aside like a bad record.
+        log.exception("decision failed for %s", getattr(event, "source", "?"))
+        return Decided(event=event, rejected=f"decision failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,420 @@
+"""The processing loop: batches from Kafka, pure steps, one transaction per task and cycle.
+
+Faust's per-record stream path caps any agent at a fraction of a plain aiokafka loop, and its
+transactions follow the destination partition, so they cannot give exactly-once (README,
+"Why our own loop"). This loop is aiokafka only. Each cycle it reads a batch for the tasks
+this worker holds, holds input records back so they leave in time order (steps/holdback.py),
+runs the intake step on the released ones and the decision step on the account log, and
+commits, per task, every record produced with the changelogs and the input offsets.
+
+aiokafka's `send_offsets_to_transaction` carries no group generation (no KIP-447), so a
+zombie is fenced by its transactional id alone: one id per task, `<group>-task-<p>`, the
+scheme Kafka Streams used before exactly_once_v2. A new owner starts its producer (which
+fences the old one and ends its open transaction), then restores the stores, then reads the
+committed offsets afresh and only then fetches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+from mode import Service
+
+from handoff.config import WorkerSettings
+from handoff.core.store import StateReader, Table
+from handoff.kafka_clients import client_kwargs
+from handoff.ops.metrics import Metrics
+from schemas.topics import INPUT_TOPICS, Topic
+from steps.decide import build_engine
+from steps.holdback import Held, HoldBack
+from steps.intake import InputRecord
+from steps.validation import Limits
+from streams.assignor import TaskAssignor
+from streams.state import Store, changelog_topic, open_store, restore
+from streams.task import Sender, Task, store_codec, store_names
+
+log = logging.getLogger(__name__)
+
+# Every topic a task reads: the inputs, intake's user mapping, and the account log.
+INTAKE_TOPICS = (*INPUT_TOPICS, Topic.USER_ACCOUNTS)
+
+
+def transactional_id(group_id: str, partition: int) -> str:
+    """The producer id of task `partition`: stable across restarts and workers, so a new owner
+    fences the old one."""
+    return f"{group_id}-task-{partition}"
+
+
+def sequence_ms(timestamp_ms: int, now_ms: int) -> int:
+    """A record's time for the hold-back merge. A stamp in the future (a producer's clock ahead,
+    or any number a producer chose) counts as now: it would otherwise hold its partition."""
+    return min(timestamp_ms, now_ms)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ProcessingLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.loop.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.loop.on_assigned(assigned)
+
+
+class ProcessingLoop(Service):
+    """The worker's hot path, hosted by the Faust app as a service."""
+
+    def __init__(self, settings: WorkerSettings, metrics: Metrics, url: str,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.metrics = metrics
+        self.assignor = TaskAssignor(url=url)
+        self.engine = build_engine(settings.human_request_dirs)
+        self.limits = Limits.of(settings)
+        self.holdback = HoldBack(settings.sequencing_window_ms, settings.sequencing_hold_ms)
+        self.tasks: dict[int, Task] = {}
+        self.restoring: dict[int, asyncio.Task[None]] = {}
+        self.kept: dict[int, dict[str, Store]] = {}  # stores of tasks revoked, kept for reuse
+        self.received: dict[TopicPartition, int] = {}  # next offset per intake partition
+        self.lock = asyncio.Lock()
+        self.rebalancing = True
+        self.running = False
+        self.intake_names = {settings.topic(t): t for t in INTAKE_TOPICS}
+        self.log_name = settings.topic(Topic.ACCOUNT_EVENTS)
+        self.sender = Sender(self.log_name, settings.partitions)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.restored_records = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        s = self.settings
+        session_ms = int(s.session_timeout_s * 1000)
+        self.consumer = AIOKafkaConsumer(
+            **client_kwargs(s), group_id=s.group_id, isolation_level="read_committed",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            partition_assignment_strategy=(self.assignor,), session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(1000, min(3000, session_ms // 3)),
+            max_partition_fetch_bytes=4 * 1024 * 1024)
+        await self.consumer.start()
+        self.consumer.subscribe(topics=[*self.intake_names, self.log_name],
+                                listener=_Listener(self))
+        self.add_future(self._run())
+        self.running = True
+
+    async def on_stop(self) -> None:
+        async with self.lock:
+            for p in list(self.tasks) + list(self.restoring):
+                await self._close(p)
+            for stores in self.kept.values():
+                for store in stores.values():
+                    store.close()
+            self.kept.clear()
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+
+    async def _run(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        s = self.settings
+        while not self.should_stop:
+            try:
+                wait = 5 if len(self.holdback) else s.batch_wait_ms
+                batch = await consumer.getmany(timeout_ms=wait, max_records=s.batch_max_records)
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                log.warning("fetch failed, retrying: %r", exc)
+                await asyncio.sleep(1.0)
+                continue
+            async with self.lock:
+                await self._cycle(batch)
+
+    # -- one cycle ---------------------------------------------------------------------------
+
+    def _record(self, topic: Topic, message: Any) -> InputRecord:
+        return InputRecord(topic=topic, partition=message.partition, offset=message.offset,
+                           timestamp_ms=int(message.timestamp or 0), key=message.key,
+                           value=message.value)
+
+    async def _lagging(self) -> list[TopicPartition]:
+        """Intake partitions not yet read up to their high watermark (as last fetched)."""
+        consumer = self.consumer
+        assert consumer is not None
+        behind = []
+        for task in self.tasks.values():
+            if not task.ready:
+                continue
+            for tp in self._intake_tps(task.partition):
+                highwater = consumer.highwater(tp)
+                try:
+                    position = await consumer.position(tp)
+                except KafkaError:
+                    continue
+                if highwater is None or position < highwater:
+                    behind.append(tp)
+        return behind
+
+    def _intake_tps(self, partition: int) -> list[TopicPartition]:
+        return [TopicPartition(name, partition) for name in self.intake_names]
+
+    def _task_tps(self, partition: int) -> list[TopicPartition]:
+        return [*self._intake_tps(partition), TopicPartition(self.log_name, partition)]
+
+    async def _cycle(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        now_ms = int(time.time() * 1000)
+        decisions: dict[int, list[InputRecord]] = {}
+        for tp, messages in batch.items():
+            task = self.tasks.get(tp.partition)
+            if task is None or not task.ready or not messages:
+                continue  # fetched before a pause; read again from the committed offset
+            if tp.topic == self.log_name:
+                decisions.setdefault(tp.partition, []).extend(
+                    self._record(Topic.ACCOUNT_EVENTS, m) for m in messages)
+                task.offsets[tp] = messages[-1].offset + 1
+                continue
+            topic = self.intake_names[tp.topic]
+            for m in messages:
+                record = self._record(topic, m)
+                self.holdback.push(tp, Held(sequence_ms(record.timestamp_ms, now_ms),
+                                            event=record))
+            self.received[tp] = messages[-1].offset + 1
+        released = self.holdback.due(now_ms, await self._lagging()) if len(self.holdback) else []
+        busy = sorted(set(decisions) | {h.event.partition for h in released})
+        if not busy:
+            return
+        tasks = [self.tasks[p] for p in busy]
+        failed: dict[int, BaseException] = {}
+        for task in tasks:
+            try:
+                await task.begin()
+            except Exception as exc:
+                failed[task.partition] = exc
+        self.sender.reset()
+        for held in released:
+            task = self.tasks[held.event.partition]
+            if task.partition not in failed:
+                try:
+                    await task.intake(held.event, now_ms, self.sender)
+                except Exception as exc:
+                    failed[task.partition] = exc
+        for p, records in decisions.items():
+            task = self.tasks[p]
+            for record in records:
+                if p in failed:
+                    break
+                try:
+                    await task.decide(record)
+                except Exception as exc:
+                    failed[p] = exc
+        for task in tasks:
+            for tp in self._intake_tps(task.partition):
+                head = self.holdback.head(tp)
+                offset = head.event.offset if head is not None else self.received.get(tp)
+                if offset is not None and offset != task.committed.get(tp):
+                    task.offsets[tp] = offset
+        commits = [task for task in tasks if task.partition not in failed]
+        results = await asyncio.gather(*(t.commit(self.settings.group_id) for t in commits),
+                                       return_exceptions=True)
+        for task, result in zip(commits, results, strict=True):
+            if isinstance(result, BaseException):
+                failed[task.partition] = result
+        for p, error in failed.items():
+            await self._recover(self.tasks[p], error)
+
+    async def _recover(self, task: Task, exc: BaseException) -> None:
+        """A task's transaction failed: abort it and read again from its committed offsets.
+        Fenced means another worker owns the task now: give it up until the group says so."""
+        await task.abort()
+        p = task.partition
+        consumer = self.consumer
+        assert consumer is not None
+        for tp in self._intake_tps(p):
+            self.holdback.drop(tp)
+            self.received.pop(tp, None)
+        if isinstance(exc, ProducerFenced):
+            log.warning("task %s: fenced by a newer owner; leaving it (%r)", p, exc)
+            with contextlib.suppress(Exception):
+                consumer.pause(*self._task_tps(p))
+            await self._close(p)
+            return
+        log.warning("task %s: transaction aborted, reading again from the last commit: %r",
+                    p, exc)
+        for tp in self._task_tps(p):
+            offset = task.committed.get(tp)
+            with contextlib.suppress(Exception):
+                if offset is None:
+                    await consumer.seek_to_committed(tp)
+                else:
+                    consumer.seek(tp, offset)
+
+    # -- rebalancing -------------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Finish the cycle in flight (it commits or aborts), then give the tasks up."""
+        self.rebalancing = True
+        async with self.lock:
+            for p in sorted({tp.partition for tp in revoked}):
+                await self._close(p)
+        self.assignor.held = sorted(self.kept)
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Pause the new tasks' partitions, and open each task (fence, restore, position)."""
+        consumer = self.consumer
+        assert consumer is not None
+        consumer.pause(*assigned)
+        partitions = sorted({tp.partition for tp in assigned})
+        for p in list(self.kept):
+            if p not in partitions:  # moved to another worker: its data here goes stale
+                for store in self.kept.pop(p).values():
+                    store.close()
+        for p in partitions:
+            self.restoring[p] = asyncio.ensure_future(self._open(p))
+        self.assignor.held = partitions
+        self.rebalancing = False
+
+    async def _open(self, p: int) -> None:
+        s = self.settings
+        consumer = self.consumer
+        assert consumer is not None
+        started = time.monotonic()
+        producer = AIOKafkaProducer(
+            **client_kwargs(s), transactional_id=transactional_id(s.group_id, p),
+            enable_idempotence=True, acks="all", linger_ms=s.producer_linger_ms,
+            max_request_size=2 * 1024 * 1024)
+        try:
+            await producer.start()  # InitProducerId: fences the old owner, ends its transaction
+            stores = self.kept.pop(p, None) or {
+                name: open_store(s.store, s.data_dir, s.group_id, name, p, store_codec(name))
+                for name in store_names()}
+            reader = AIOKafkaConsumer(**client_kwargs(s), group_id=None,
+                                      isolation_level="read_committed",
+                                      enable_auto_commit=False)
+            await reader.start()
+            try:
+                counts = await restore(reader, {
+                    TopicPartition(changelog_topic(s.group_id, name), p): store
+                    for name, store in stores.items()})
+            finally:
+                await reader.stop()
+            task = Task(partition=p, settings=s, producer=producer, stores=stores,
+                        engine=self.engine, metrics=self.metrics, limits=self.limits)
+            # Read afresh now that the old owner's last transaction has ended: an offset
+            # fetched at assignment could predate it.
+            tps = self._task_tps(p)
+            beginnings = await consumer.beginning_offsets(tps)
+            for tp in tps:
+                offset = await consumer.committed(tp)
+                if offset is None:
+                    offset = beginnings[tp]
+                consumer.seek(tp, offset)
+                task.committed[tp] = offset
+                if tp.topic != self.log_name:
+                    self.received[tp] = offset
+        except asyncio.CancelledError:
+            await producer.stop()
+            raise
+        except Exception:
+            log.exception("task %s: could not be opened; the next rebalance retries", p)
+            await producer.stop()
+            self.restoring.pop(p, None)
+            return
+        restored = sum(counts.values())
+        self.restored_records += restored
+        task.ready = True
+        self.tasks[p] = task
+        self.restoring.pop(p, None)
+        consumer.resume(*tps)
+        log.info("task %s ready: %d state records restored in %.1f s", p, restored,
+                 time.monotonic() - started)
+
+    async def _close(self, p: int) -> None:
+        opening = self.restoring.pop(p, None)
+        if opening is not None:
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                await opening
+        task = self.tasks.pop(p, None)
+        for tp in self._intake_tps(p):
+            self.holdback.drop(tp)
+            self.received.pop(tp, None)
+        if task is None:
+            return
+        await task.abort()
+        with contextlib.suppress(Exception):
+            await task.producer.stop()
+        self.kept[p] = task.stores
+
+    # -- what the web pages and metrics read -------------------------------------------------
+
+    def not_ready_reason(self) -> str | None:
+        """`None` when the worker is ready; otherwise why not, in words."""
+        if not self.running:
+            return "the processing loop is starting"
+        if self.rebalancing:
+            return "rebalancing: partitions are being reassigned"
+        if self.restoring:
+            return f"restoring state for tasks {sorted(self.restoring)}"
+        if not self.tasks:
+            return "no partitions assigned to this worker"
+        return None
+
+    def owner(self, partition: int) -> str | None:
+        """The web address of the worker holding task `partition`, as of the last assignment."""
+        return self.assignor.owners.get(partition)
+
+    def reader(self, partition: int) -> StateReader | None:
+        """Committed state of task `partition` when this worker holds it, ready; else None."""
+        task = self.tasks.get(partition)
+        if task is None or not task.ready:
+            return None
+        return _Committed(task.stores)
+
+    def conversations(self) -> Iterator[tuple[str, object]]:
+        """Every conversation state on this worker's tasks."""
+        for task in list(self.tasks.values()):
+            yield from task.stores[Table.CONVERSATIONS.value].items()
+
+    def lag(self) -> Iterator[tuple[str, int, int]]:
+        """(contract topic, partition, records behind the high watermark) per task input."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        names = {**{k: v.value for k, v in self.intake_names.items()},
+                 self.log_name: Topic.ACCOUNT_EVENTS.value}
+        for task in list(self.tasks.values()):
+            for tp in self._task_tps(task.partition):
+                try:
+                    highwater = consumer.highwater(tp)
+                except Exception:
+                    continue
+                position = task.committed.get(tp)
+                if highwater is None or position is None:
+                    continue
+                yield names[tp.topic], tp.partition, max(0, highwater - position)
+
+    @property
+    def generation(self) -> int:
+        return self.assignor.generation
+
+
+class _Committed:
+    """The core's reader over a task's stores as committed (what the settings API reads)."""
+
+    __slots__ = ("_stores",)
+
+    def __init__(self, stores: dict[str, Store]) -> None:
+        self._stores = stores
+
+    def get(self, table: Table, key: str) -> object | None:
+        return self._stores[table.value].get(key)

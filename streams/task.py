@@ -1,0 +1,234 @@
+"""One task: partition p of every input topic and of the account log, with its stores and its
+transactional producer. The runner that applies any step's result lives here, so dead letters,
+store writes and sends are made in one place.
+
+A task's transaction holds everything one cycle produced for it: forwards to the account log,
+outputs, dead letters, each changed store key once (last value wins) on its changelog, and the
+input offsets. Store writes stay pending until the commit succeeds, so an aborted transaction
+leaves the stores as the committed changelog has them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from pydantic import BaseModel
+
+from handoff.config import WorkerSettings
+from handoff.core.engine import Engine
+from handoff.core.store import TABLE_MODELS, StateReader, Table
+from handoff.ops.logs import event_fields, record_fields
+from handoff.ops.metrics import Metrics
+from schemas.codec import dumps
+from schemas.topics import Topic, partition_for
+from steps.deadletter import dead_letter
+from steps.decide import decide
+from steps.intake import LOOKUP_VALUES, InputRecord, Lookup, intake
+from steps.validation import Limits
+from streams.state import Codec, Store, changelog_topic, int_codec, json_codec, model_codec
+
+log = logging.getLogger(__name__)
+
+_MISSING = object()
+_TABLES = frozenset(t.value for t in Table)
+
+
+def store_names() -> list[str]:
+    """Every store a task owns: the core's tables and intake's lookups."""
+    return [t.value for t in Table] + [lookup.value for lookup in Lookup]
+
+
+def store_codec(name: str) -> Codec:
+    """How one store's values are written to its changelog and read back."""
+    if name in _TABLES:
+        model = TABLE_MODELS[Table(name)]
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model_codec(model)
+        return int_codec()
+    kind = LOOKUP_VALUES[Lookup(name)]
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return model_codec(kind)
+    return json_codec()
+
+
+class _Reader:
+    """Reads one group of stores, this transaction's pending writes first."""
+
+    __slots__ = ("_pending", "_stores")
+
+    def __init__(self, stores: Mapping[str, Store], pending: Mapping[str, dict[str, object]]
+                 ) -> None:
+        self._stores = stores
+        self._pending = pending
+
+    def get(self, table: Any, key: str) -> object | None:
+        name = str(table)
+        hit = self._pending[name].get(key, _MISSING)
+        if hit is not _MISSING:
+            return hit
+        return self._stores[name].get(key)
+
+
+@dataclass
+class Task:
+    """Partition number `partition` of the co-partitioned topics, owned by this worker."""
+
+    partition: int
+    settings: WorkerSettings
+    producer: AIOKafkaProducer
+    stores: dict[str, Store]
+    engine: Engine
+    metrics: Metrics
+    limits: Limits
+    # Next offset to read per input partition, as of the last committed transaction.
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    ready: bool = False  # restored and positioned: its records may be processed
+    pending: dict[str, dict[str, object]] = field(default_factory=dict)
+    # Offsets this cycle moved to (committed with the transaction).
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    _futures: dict[str, Any] = field(default_factory=dict)  # store -> last changelog send
+    in_transaction: bool = False
+
+    def __post_init__(self) -> None:
+        self.pending = {name: {} for name in self.stores}
+        self.reader: StateReader = _Reader(self.stores, self.pending)
+        self.lookups = _Reader(self.stores, self.pending)
+
+    # -- the transaction -------------------------------------------------------------------
+
+    async def begin(self) -> None:
+        """Open this cycle's transaction."""
+        await self.producer.begin_transaction()
+        self.in_transaction = True
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                   partition: int | None = None) -> Any:
+        """Queue one record in the open transaction; returns its delivery future."""
+        return await self.producer.send(topic, value=value, key=key, partition=partition)
+
+    async def commit(self, group_id: str) -> None:
+        """Write the changed store keys and the offsets, commit, then apply the writes."""
+        p = self.partition
+        group = self.settings.group_id
+        futures: dict[str, Any] = {}
+        for name, changes in self.pending.items():
+            if not changes:
+                continue
+            codec = store_codec(name)
+            topic = changelog_topic(group, name)
+            for key, value in changes.items():
+                body = None if value is None else codec.encode(value)
+                futures[name] = await self.send(topic, key.encode(), body, partition=p)
+        if self.offsets:
+            await self.producer.send_offsets_to_transaction(
+                {tp: OffsetAndMetadata(offset, "") for tp, offset in self.offsets.items()},
+                group_id)
+        await self.producer.commit_transaction()
+        self.in_transaction = False
+        for name, changes in self.pending.items():
+            if not changes:
+                continue
+            done = futures.get(name)
+            next_offset = done.result().offset + 1 if done is not None and done.done() else None
+            self.stores[name].write(dict(changes), next_offset)
+            changes.clear()
+        self.committed.update(self.offsets)
+        self.offsets.clear()
+
+    async def abort(self) -> None:
+        """Abort the open transaction (if the producer still can) and forget its writes."""
+        for changes in self.pending.values():
+            changes.clear()
+        self.offsets.clear()
+        if self.in_transaction:
+            self.in_transaction = False
+            try:
+                await self.producer.abort_transaction()
+            except Exception as exc:  # fenced or broken: the task is being given up anyway
+                log.warning("task %s: abort failed: %r", self.partition, exc)
+
+    # -- the runner: applying what the steps return ------------------------------------------
+
+    async def dead_letter(self, record: InputRecord, reason: str) -> None:
+        """Set one input record aside on the dead letter topic, with its reason."""
+        settings = self.settings
+        letter = dead_letter(record.topic.value, record.partition, record.offset,
+                             record.timestamp_ms / 1000.0, record.value, reason,
+                             settings.deadletter_payload_bytes)
+        log.warning("dead-lettered %s[%s]@%s: %s", record.topic.value, record.partition,
+                    record.offset, reason, extra=record_fields(
+                        letter.event_id, record.topic.value, record.partition, record.offset))
+        await self.send(settings.topic(Topic.DEADLETTER), record.key, dumps(letter))
+        self.metrics.observe_dead_letter(record.topic.value, reason)
+
+    async def intake(self, record: InputRecord, now_ms: int, sender: Sender) -> None:
+        """Run the intake step on one released input record and apply its result."""
+        result = intake(record, self.lookups, self.limits, now_ms)
+        if result.rejected is not None:
+            await self.dead_letter(record, result.rejected)
+            return
+        for write in result.writes:
+            self.pending[write.lookup.value][write.key] = write.value
+        topic = self.settings.topic
+        for send in result.sends:
+            await self.send(topic(send.topic), send.key, send.value)
+        for forward in result.forwards:
+            await sender.forward(self, forward.account_id, forward.value,
+                                 control=record.topic is not Topic.CHAT_MESSAGES)
+
+    async def decide(self, record: InputRecord) -> None:
+        """Run the decision step on one account-log record and apply its result."""
+        started = time.perf_counter()
+        decided = decide(self.engine, self.reader, record.value)
+        if decided.rejected is not None:
+            if decided.event is not None:
+                log.error("decision failed for %s[%s]@%s", record.topic.value, record.partition,
+                          record.offset, extra=event_fields(decided.event))
+            await self.dead_letter(record, decided.rejected)
+            return
+        decision, event = decided.decision, decided.event
+        assert decision is not None and event is not None
+        for write in decision.writes:
+            self.pending[write.table.value][write.key] = write.value
+        topic = self.settings.topic
+        for emit in decision.emits:
+            await self.send(topic(emit.topic), emit.key.encode(), dumps(emit.value))
+        self.metrics.observe_decision(event, decision, started)
+
+
+class Sender:
+    """Sends forwards to the account log in the hold-back's order across tasks.
+
+    Each task writes through its own producer, and two producers' requests to one partition
+    may arrive in either order. Chat messages of different conversations may interleave (no
+    decision depends on their relative order beyond a round robin's turn), but a record of
+    another topic (settings, presence, directory, ...) waits until what went before it to the
+    same partition from another task is appended, so "presence, then the message" stays so.
+    """
+
+    def __init__(self, topic: str, partitions: int) -> None:
+        self.topic = topic
+        self.partitions = partitions
+        self._last: dict[int, tuple[int, bool, Any]] = {}  # partition -> (task, control, future)
+
+    async def forward(self, task: Task, account_id: str, value: bytes, control: bool) -> None:
+        """Queue one sequenced record in `task`'s transaction, in order."""
+        partition = partition_for(account_id, self.partitions)
+        last = self._last.get(partition)
+        if last is not None and last[0] != task.partition and (control or last[1]):
+            # Should that send fail, its task's transaction fails on its own; order is moot.
+            with contextlib.suppress(Exception):
+                await last[2]
+        future = await task.send(self.topic, account_id.encode(), value, partition=partition)
+        self._last[partition] = (task.partition, control, future)
+
+    def reset(self) -> None:
+        """Forget the previous cycle's sends."""
+        self._last.clear()
