@@ -6,7 +6,7 @@ The processing loop reads a record of one task (partition p of every input topic
 Nothing here does I/O or reads a clock, so a test, a replay and the loop all decide alike, and
 `Intake.why` tells an audit the reason without re-deriving it.
 
-The behaviour is the Faust agent's (agents/intake.py) minus its cross-worker shortcut: a
+The behaviour is the former Faust intake's minus its cross-worker shortcut: a
 presence whose user is not known yet waits until the user's mapping arrives on
 `handoff.user-accounts`, which is co-partitioned with `agent.presence` and so read by the same
 task.

@@ -337,6 +337,10 @@ class ProcessingLoop(Service):
         consumer.resume(*tps)
         log.info("task %s ready: %d state records restored in %.1f s", p, restored,
                  time.monotonic() - started)
+        if not self.restoring and not self.rebalancing:
+            # The line operators (and the benchmarks) wait for: every task held is processing.
+            log.info("Worker ready: tasks %s, %d state records restored since start",
+                     sorted(self.tasks), self.restored_records)
 
     async def _close(self, p: int) -> None:
         opening = self.restoring.pop(p, None)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -30,7 +31,7 @@ from schemas.codec import dumps
 from schemas.topics import Topic, partition_for
 from steps.deadletter import dead_letter
 from steps.decide import decide
-from steps.intake import LOOKUP_VALUES, InputRecord, Lookup, intake
+from steps.intake import LOOKUP_VALUES, InputRecord, Intake, Lookup, intake
 from steps.validation import Limits
 from streams.state import Codec, Store, changelog_topic, int_codec, json_codec, model_codec
 
@@ -93,8 +94,9 @@ class Task:
     pending: dict[str, dict[str, object]] = field(default_factory=dict)
     # Offsets this cycle moved to (committed with the transaction).
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    _futures: dict[str, Any] = field(default_factory=dict)  # store -> last changelog send
     in_transaction: bool = False
+    # What to report once the transaction is committed (an aborted one never happened).
+    _observed: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pending = {name: {} for name in self.stores}
@@ -141,12 +143,16 @@ class Task:
             changes.clear()
         self.committed.update(self.offsets)
         self.offsets.clear()
+        for observe in self._observed:
+            observe()
+        self._observed.clear()
 
     async def abort(self) -> None:
         """Abort the open transaction (if the producer still can) and forget its writes."""
         for changes in self.pending.values():
             changes.clear()
         self.offsets.clear()
+        self._observed.clear()
         if self.in_transaction:
             self.in_transaction = False
             try:
@@ -166,11 +172,18 @@ class Task:
                     record.offset, reason, extra=record_fields(
                         letter.event_id, record.topic.value, record.partition, record.offset))
         await self.send(settings.topic(Topic.DEADLETTER), record.key, dumps(letter))
-        self.metrics.observe_dead_letter(record.topic.value, reason)
+        self._observed.append(partial(self.metrics.observe_dead_letter, record.topic.value,
+                                      reason))
 
     async def intake(self, record: InputRecord, now_ms: int, sender: Sender) -> None:
         """Run the intake step on one released input record and apply its result."""
-        result = intake(record, self.lookups, self.limits, now_ms)
+        try:
+            result = intake(record, self.lookups, self.limits, now_ms)
+        except Exception as exc:  # a bug, not the record: set it aside like a bad one
+            log.exception("intake failed for %s[%s]@%s", record.topic.value, record.partition,
+                          record.offset)
+            result = Intake(why="intake failed", rejected=f"intake failed: {type(exc).__name__}: "
+                                                          f"{exc}")
         if result.rejected is not None:
             await self.dead_letter(record, result.rejected)
             return
@@ -200,7 +213,8 @@ class Task:
         topic = self.settings.topic
         for emit in decision.emits:
             await self.send(topic(emit.topic), emit.key.encode(), dumps(emit.value))
-        self.metrics.observe_decision(event, decision, started)
+        self._observed.append(partial(self.metrics.observe_decision, event, decision,
+                                      time.perf_counter() - started))
 
 
 class Sender:

@@ -1,5 +1,5 @@
 """Operations: Prometheus metrics, health endpoints, structured logs and the settings check.
 
-Nothing here decides anything; it watches the agents (one call per decision, one per dead
-letter) and the Faust app (recovery, assignment, consumer offsets) and reports.
+Nothing here decides anything; it watches the processing loop (one call per committed
+decision, one per dead letter; its tasks, restores and offsets) and reports.
 """

@@ -1,6 +1,6 @@
 """Logs: plain text by default, one JSON object per line with `HANDOFF_LOG_FORMAT=json`.
 
-Rules the agents follow: one line per decision, at DEBUG only; nothing at INFO or above carries
+Rules the loop follows: one line per decision, at DEBUG only; nothing at INFO or above carries
 message text or secrets; every line about a record carries its `event_id` (and where it was
 read: topic, partition, offset) as fields, passed with `extra=record_fields(...)`.
 """

@@ -29,7 +29,7 @@ from schemas.topics import Topic
 # No `*_created` series: they double the scrape and no alert here needs them (process-wide).
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-# Dead letter reasons, from the error text intake and the decision agent write.
+# Dead letter reasons, from the error text the intake and decision steps give.
 REASON_CLASSES = ("not_json", "missing_field", "wrong_type", "too_large", "other")
 _REASON_MARKERS = (
     ("too_large", ("over the limit", "nested deeper")),
@@ -41,7 +41,7 @@ _TOPIC_NAMES = frozenset(t.value for t in Topic)
 # Seconds from a triggering message's sent_at to its assignment being published.
 _ASSIGNMENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
                        3600.0)
-# Seconds one account event takes in the decision agent (decide, table writes, sends).
+# Seconds one account event takes in the decision step (decide, queue writes and sends).
 _DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 OPEN_VIEWS = ("assigned", "unassigned")
 
@@ -77,7 +77,7 @@ class StateSource(Protocol):
 
 
 class Metrics:
-    """Every metric the service exports, and the hooks the agents call."""
+    """Every metric the service exports, and the hooks the loop calls."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -102,8 +102,8 @@ class Metrics:
             "handoff_dead_letters", "Records set aside on the deadletter topic, by source "
             "topic and reason class.", ["source_topic", "reason"], registry=r)
         self.decision_seconds = Histogram(
-            "handoff_decision_seconds", "Seconds the decision agent spends on one account "
-            "event (decide, table writes, sends), by the event's source topic.", ["source"],
+            "handoff_decision_seconds", "Seconds the decision step takes on one account "
+            "event (decide, queue its writes and sends), by the event's source topic.", ["source"],
             buckets=_DECISION_BUCKETS, registry=r)
         for kind in TriggerKind:
             for process in Process:
@@ -122,10 +122,10 @@ class Metrics:
         self._seeded_at: int | None = None
         r.register(_Scraped(self))
 
-    # -- hooks for the agents ---------------------------------------------------------------
+    # -- hooks for the loop -----------------------------------------------------------------
 
-    def observe_decision(self, event: AccountEvent, decision: Decision, started: float) -> None:
-        """Count what one decision published; `started` is `time.perf_counter()` before it."""
+    def observe_decision(self, event: AccountEvent, decision: Decision, seconds: float) -> None:
+        """Count what one decision published; `seconds`: the time it took to decide and send."""
         now = time.time()
         for emit in decision.emits:
             value = emit.value
@@ -147,7 +147,6 @@ class Metrics:
                     self._open[write.key] = view
                 else:
                     self._open.pop(write.key, None)
-        seconds = time.perf_counter() - started
         self.decision_seconds.labels(event.source).observe(seconds)
         log_decision(event, decision, seconds)
 
@@ -221,7 +220,7 @@ class _Scraped(Collector):
             open_family.add_metric([view], count)
         lag = GaugeMetricFamily(
             "handoff_consumer_lag", "Records not yet committed behind the high watermark, per "
-            "partition of the topics the agents read.", labels=["topic", "partition"])
+            "partition of the topics the loop reads.", labels=["topic", "partition"])
         for topic, partition, behind in m.consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
         return [open_family, lag]

@@ -10,14 +10,18 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from handoff.config import WorkerSettings
 from handoff.core.state import ConversationState, Phase
 from handoff.ops.health import not_ready_reason
 from handoff.ops.logs import JsonFormatter, log_decision
-from handoff.ops.metrics import DeadLetterSensor, Metrics, classify_error
+from handoff.ops.metrics import Metrics, classify_error
 from schemas.inputs import ChatMessage
 from steps.deadletter import describe
+from streams.loop import ProcessingLoop
+from streams.state import MemoryStore, json_codec
 from tests.builders import chat, config, inbox, presence, update, user
 from tests.core.harness import Run
 
@@ -96,91 +100,71 @@ def _state(cid: str, phase: Phase, view: str) -> dict[str, Any]:
 
 
 class FakeConsumer:
-    def __init__(self, highwaters: dict[Any, int | None], committed: dict[Any, int],
-                 read: dict[Any, int]) -> None:
+    def __init__(self, highwaters: dict[Any, int | None]) -> None:
         self.highwaters = highwaters
-        self._committed_offset = committed
-        self._read_offset = read
-
-    def assignment(self) -> set[Any]:
-        return set(self.highwaters)
 
     def highwater(self, tp: Any) -> int | None:
-        return self.highwaters[tp]
+        return self.highwaters.get(tp)
 
 
-def fake_app(assignment: dict[Any, int | None] | None = None, *, rebalancing: bool = False,
-             recovering: bool = False, committed: dict[Any, int] | None = None,
-             read: dict[Any, int] | None = None, rebalances: int = 1) -> Any:
-    recovery = SimpleNamespace(in_recovery=recovering,
-                               completed=SimpleNamespace(is_set=lambda: not recovering))
-    consumer = FakeConsumer(assignment or {}, committed or {}, read or {})
-    return SimpleNamespace(rebalancing=rebalancing, rebalancing_count=rebalances,
-                           tables=SimpleNamespace(recovery=recovery, actives_ready=not recovering),
-                           consumer=consumer, sensors=SimpleNamespace(add=lambda sensor: None))
+def a_loop() -> ProcessingLoop:
+    settings = WorkerSettings(topic_prefix="p.", partitions=2)  # type: ignore[call-arg]
+    return ProcessingLoop(settings, Metrics(), "http://worker-a:6066")
 
 
-class TP(tuple[str, int]):
-    @property
-    def topic(self) -> str:
-        return self[0]
-
-    @property
-    def partition(self) -> int:
-        return self[1]
-
-
-SOURCES = {"p.chat.messages": "chat.messages", "p.handoff.account-events": "handoff.account-events"}
+def held_task(partition: int, committed: dict[TopicPartition, int] | None = None,
+              conversations: dict[str, Any] | None = None) -> Any:
+    """What the loop reads of a task it holds (no producer or broker needed)."""
+    store = MemoryStore("conversations", partition, json_codec())
+    store.write(conversations or {}, None)
+    return SimpleNamespace(partition=partition, ready=True, committed=dict(committed or {}),
+                           stores={"conversations": store})
 
 
-def test_readiness_needs_recovery_done_and_a_partition_assigned() -> None:
-    chat0 = TP(("p.chat.messages", 0))
-    assert not_ready_reason(fake_app({chat0: 0}, recovering=True), SOURCES) == \
-        "table recovery in progress"
-    assert not_ready_reason(fake_app({chat0: 0}, rebalancing=True), SOURCES) == \
-        "rebalancing: partitions are being reassigned"
-    changelog_only = {TP(("p.handoff-conversations-changelog", 0)): 0}
-    assert not_ready_reason(fake_app(changelog_only), SOURCES) == \
-        "no partitions assigned to this worker"
-    assert not_ready_reason(fake_app({chat0: 0}), SOURCES) is None
-
-    class NotStarted(FakeConsumer):
-        def assignment(self) -> set[Any]:
-            raise RuntimeError("consumer not started")
-
-    app = fake_app()
-    app.consumer = NotStarted({}, {}, {})
-    assert not_ready_reason(app, SOURCES) == "consumer not started"
+def test_readiness_says_why_the_loop_is_not_ready() -> None:
+    loop = a_loop()
+    assert loop.not_ready_reason() == "the processing loop is starting"
+    loop.running = True
+    assert loop.not_ready_reason() == "rebalancing: partitions are being reassigned"
+    loop.rebalancing = False
+    assert loop.not_ready_reason() == "no partitions assigned to this worker"
+    loop.restoring[1] = SimpleNamespace()  # type: ignore[assignment]
+    assert loop.not_ready_reason() == "restoring state for tasks [1]"
+    loop.restoring.clear()
+    loop.tasks[0] = held_task(0)
+    assert not_ready_reason(loop) is None
 
 
-def test_consumer_lag_per_partition_from_committed_or_read_offsets() -> None:
-    chat0, chat1 = TP(("p.chat.messages", 0)), TP(("p.chat.messages", 1))
-    log0, changelog = TP(("p.handoff.account-events", 0)), TP(("p.handoff-x-changelog", 0))
-    app = fake_app({chat0: 10, chat1: 5, log0: None, changelog: 100},
-                   committed={chat0: 7}, read={chat1: 4})
-    metrics = Metrics()
-    metrics.bind(app, {}, SOURCES, "p.deadletter")
-    assert sorted(metrics.consumer_lag()) == [("chat.messages", 0, 3), ("chat.messages", 1, 0)]
+def test_consumer_lag_per_task_input_from_the_committed_offsets() -> None:
+    loop = a_loop()
+    chat0, log0 = TopicPartition("p.chat.messages", 0), TopicPartition("p.handoff.account-events", 0)
+    loop.consumer = FakeConsumer({chat0: 10, log0: 4})  # type: ignore[assignment]
+    loop.tasks[0] = held_task(0, committed={chat0: 7, log0: 4})
+    metrics = loop.metrics
+    metrics.bind(loop)
+    assert sorted(metrics.consumer_lag()) == [("chat.messages", 0, 3),
+                                              ("handoff.account-events", 0, 0)]
     assert value(metrics, "handoff_consumer_lag", topic="chat.messages", partition="0") == 3
 
 
-def test_open_conversations_are_recounted_from_the_table_after_a_rebalance() -> None:
-    chat0 = TP(("p.chat.messages", 0))
-    table = {"c-1": _state("c-1", Phase.HANDED_OFF, "assigned"),
-             "c-2": _state("c-2", Phase.HANDED_OFF, "unassigned"),
-             "c-3": _state("c-3", Phase.CLOSED, "unassigned"),
-             "c-4": _state("c-4", Phase.BOT, "bot")}
-    metrics = Metrics()
-    app = fake_app({chat0: 0}, recovering=True)
-    metrics.bind(app, table, SOURCES, "p.deadletter")
+def test_open_conversations_are_recounted_from_the_stores_after_a_rebalance() -> None:
+    loop = a_loop()
+    loop.running, loop.rebalancing = True, False
+    conversations = {"c-1": _state("c-1", Phase.HANDED_OFF, "assigned"),
+                     "c-2": _state("c-2", Phase.HANDED_OFF, "unassigned"),
+                     "c-3": _state("c-3", Phase.CLOSED, "unassigned"),
+                     "c-4": _state("c-4", Phase.BOT, "bot")}
+    metrics = loop.metrics
+    metrics.bind(loop)
+    loop.restoring[0] = SimpleNamespace()  # type: ignore[assignment]
+    loop.tasks[0] = held_task(0, conversations=conversations)
     assert metrics.open_conversations() == {"assigned": 0, "unassigned": 0}  # not ready: wait
-    app.tables.recovery.in_recovery = False
-    app.tables.recovery.completed.is_set = lambda: True
-    app.tables.actives_ready = True
+    loop.restoring.clear()
     assert metrics.open_conversations() == {"assigned": 1, "unassigned": 1}
-    table["c-5"] = _state("c-5", Phase.HANDED_OFF, "assigned")
+    loop.tasks[1] = held_task(1, conversations={"c-5": _state("c-5", Phase.HANDED_OFF,
+                                                              "assigned")})
     assert metrics.open_conversations() == {"assigned": 1, "unassigned": 1}  # same generation
-    app.rebalancing_count += 1
+    loop.assignor.generation += 1
     assert metrics.open_conversations() == {"assigned": 2, "unassigned": 1}
 
 
@@ -204,26 +188,6 @@ def test_dead_letter_reasons_fall_in_a_small_fixed_set() -> None:
                           "(HANDOFF_MAX_RECORD_BYTES)") == "too_large"
     assert classify_error("empty record (no value)") == "not_json"
     assert classify_error("decision failed: KeyError: 'x'") == "other"
-
-
-def test_dead_letters_are_counted_when_the_broker_acknowledged_them() -> None:
-    metrics = Metrics()
-    sensor = DeadLetterSensor(metrics, "p.deadletter")
-    letter = SimpleNamespace(value=orjson.dumps({"source_topic": "chat.messages",
-                                                 "error": "text: Field required"}))
-    state = sensor.on_send_initiated(None, "p.deadletter", letter, 0, 0)  # type: ignore[arg-type]
-    assert value(metrics, "handoff_dead_letters_total", source_topic="chat.messages",
-                 reason="missing_field") == 0
-    sensor.on_send_completed(None, state, None)  # type: ignore[arg-type]
-    other = sensor.on_send_initiated(None, "p.assignments", letter, 0, 0)  # type: ignore[arg-type]
-    sensor.on_send_completed(None, other, None)  # type: ignore[arg-type]
-    odd = SimpleNamespace(value=orjson.dumps({"source_topic": "someone.elses", "error": "?"}))
-    sensor.on_send_completed(None, sensor.on_send_initiated(  # type: ignore[arg-type]
-        None, "p.deadletter", odd, 0, 0), None)  # type: ignore[arg-type]
-    assert value(metrics, "handoff_dead_letters_total", source_topic="chat.messages",
-                 reason="missing_field") == 1
-    assert value(metrics, "handoff_dead_letters_total", source_topic="other",
-                 reason="other") == 1
 
 
 def test_scrape_is_prometheus_text_without_ids_in_labels() -> None:

@@ -1,0 +1,208 @@
+"""The task runner without a broker: what one transaction sends, and when stores change.
+
+A fake producer records every call; the steps and stores are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from handoff.config import WorkerSettings
+from handoff.ops.metrics import Metrics
+from schemas.codec import dumps
+from schemas.topics import Topic, partition_for
+from steps.decide import build_engine
+from steps.intake import InputRecord
+from steps.validation import Limits
+from streams.state import MemoryStore, changelog_topic
+from streams.task import Sender, Task, store_codec, store_names
+from tests.builders import chat, inbox
+
+SETTINGS = WorkerSettings(topic_prefix="p.", partitions=4)  # type: ignore[call-arg]
+HUMAN = "I want to talk to a human"
+ENGINE = build_engine()
+
+
+class Sent:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class FakeProducer:
+    """Records sends per transaction; `fail_commit` makes the next commit raise."""
+
+    def __init__(self) -> None:
+        self.open: list[tuple[str, bytes | None, bytes | None, int | None]] | None = None
+        self.committed: list[list[tuple[str, bytes | None, bytes | None, int | None]]] = []
+        self.offsets: list[dict[TopicPartition, Any]] = []
+        self.aborted = 0
+        self.fail_commit = False
+        self.next_offset = 0
+
+    async def begin_transaction(self) -> None:
+        assert self.open is None, "a transaction is already open"
+        self.open = []
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None) -> asyncio.Future[Sent]:
+        assert self.open is not None, "send outside a transaction"
+        self.open.append((topic, key, value, partition))
+        future: asyncio.Future[Sent] = asyncio.get_running_loop().create_future()
+        future.set_result(Sent(self.next_offset))
+        self.next_offset += 1
+        return future
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any],
+                                          group_id: str) -> None:
+        assert self.open is not None and group_id == SETTINGS.group_id
+        self.offsets.append(offsets)
+
+    async def commit_transaction(self) -> None:
+        assert self.open is not None
+        if self.fail_commit:
+            raise RuntimeError("broker said no")
+        self.committed.append(self.open)
+        self.open = None
+
+    async def abort_transaction(self) -> None:
+        self.open = None
+        self.aborted += 1
+
+
+def a_task(partition: int = 0) -> tuple[Task, FakeProducer, Metrics]:
+    producer = FakeProducer()
+    metrics = Metrics()
+    stores = {name: MemoryStore(name, partition, store_codec(name)) for name in store_names()}
+    task = Task(partition=partition, settings=SETTINGS, producer=producer,  # type: ignore[arg-type]
+                stores=stores, engine=ENGINE, metrics=metrics, limits=Limits())
+    return task, producer, metrics
+
+
+def log_record(event: Any, offset: int) -> InputRecord:
+    return InputRecord(topic=Topic.ACCOUNT_EVENTS, partition=0, offset=offset,
+                       timestamp_ms=1_000, key=event.account_id.encode(), value=dumps(event))
+
+
+def handoffs(metrics: Metrics) -> float:
+    found = metrics.registry.get_sample_value(
+        "handoff_handoffs_total", {"trigger": "human_requested", "process": "live"})
+    return found or 0.0
+
+
+async def test_a_decided_batch_commits_outputs_changelogs_and_offsets_together() -> None:
+    task, producer, metrics = a_task()
+    log_tp = TopicPartition(SETTINGS.topic(Topic.ACCOUNT_EVENTS), 0)
+    await task.begin()
+    await task.decide(log_record(inbox("support"), 0))
+    await task.decide(log_record(chat("m-1", "hello"), 1))
+    await task.decide(log_record(chat("m-2", HUMAN), 2))
+    task.offsets[log_tp] = 3
+    # Nothing is applied before the commit: a reader of the store sees the old state.
+    assert task.stores["conversations"].get("c-1") is None
+    assert handoffs(metrics) == 0
+    await task.commit(SETTINGS.group_id)
+
+    (sent,) = producer.committed
+    topics = [topic for topic, *_ in sent]
+    assert SETTINGS.topic(Topic.HANDOFF_EVENTS) in topics
+    changelog = changelog_topic(SETTINGS.group_id, "conversations")
+    conversation_writes = [(key, partition) for topic, key, _, partition in sent
+                           if topic == changelog]
+    # Two decisions changed the conversation; its changelog gets it once, on the task's partition.
+    assert conversation_writes == [(b"c-1", 0)]
+    last = next(v for t, _, v, _ in sent if t == changelog)
+    assert orjson.loads(last or b"")["phase"] == "handed_off"
+    assert producer.offsets[-1][log_tp].offset == 3
+    assert task.committed[log_tp] == 3
+    stored = task.stores["conversations"].get("c-1")
+    assert stored is not None and stored.phase == "handed_off"  # type: ignore[attr-defined]
+    assert handoffs(metrics) == 1
+
+
+async def test_an_aborted_transaction_leaves_stores_and_metrics_as_committed() -> None:
+    task, producer, metrics = a_task()
+    producer.fail_commit = True
+    await task.begin()
+    await task.decide(log_record(chat("m-1", HUMAN), 0))
+    with pytest.raises(RuntimeError):
+        await task.commit(SETTINGS.group_id)
+    await task.abort()
+    assert producer.aborted == 1 and producer.committed == []
+    assert task.stores["conversations"].get("c-1") is None
+    assert all(not changes for changes in task.pending.values())
+    assert handoffs(metrics) == 0
+    # The same record decided again after the abort hands off once, as if the first try
+    # never happened.
+    producer.fail_commit = False
+    await task.begin()
+    await task.decide(log_record(chat("m-1", HUMAN), 0))
+    await task.commit(SETTINGS.group_id)
+    assert handoffs(metrics) == 1
+    events = [v for t, _, v, _ in producer.committed[0]
+              if t == SETTINGS.topic(Topic.HANDOFF_EVENTS)]
+    assert len(events) == 1
+
+
+async def test_a_bad_record_is_dead_lettered_with_its_coordinates_and_counted_once() -> None:
+    task, producer, metrics = a_task()
+    bad = InputRecord(topic=Topic.ACCOUNT_EVENTS, partition=0, offset=7, timestamp_ms=1_000,
+                      key=b"acme", value=b"{not json")
+    await task.begin()
+    await task.decide(bad)
+    await task.commit(SETTINGS.group_id)
+    (sent,) = producer.committed
+    ((topic, key, value, _),) = sent
+    assert topic == SETTINGS.topic(Topic.DEADLETTER) and key == b"acme"
+    letter = orjson.loads(value or b"")
+    assert (letter["source_topic"], letter["partition"], letter["offset"]) == (
+        "handoff.account-events", 0, 7)
+    assert "json" in letter["error"].lower()
+    assert metrics.registry.get_sample_value(
+        "handoff_dead_letters_total",
+        {"source_topic": "handoff.account-events", "reason": "not_json"}) == 1
+
+
+async def test_intake_forwards_a_chat_message_to_its_accounts_partition() -> None:
+    task, producer, _ = a_task()
+    sender = Sender(SETTINGS.topic(Topic.ACCOUNT_EVENTS), SETTINGS.partitions)
+    body = orjson.dumps(chat("m-1").record.model_dump(mode="json"))
+    record = InputRecord(topic=Topic.CHAT_MESSAGES, partition=0, offset=5, timestamp_ms=1_000,
+                         key=b"c-1", value=body)
+    await task.begin()
+    await task.intake(record, 2_000, sender)
+    await task.commit(SETTINGS.group_id)
+    ((topic, key, value, partition),) = producer.committed[0]
+    assert topic == SETTINGS.topic(Topic.ACCOUNT_EVENTS) and key == b"acme"
+    assert partition == partition_for("acme", SETTINGS.partitions)
+    forwarded = orjson.loads(value or b"")
+    assert forwarded["origin"] == {"topic": "chat.messages", "partition": 0, "offset": 5}
+    assert forwarded["record"]["event_id"] == "m-1"
+
+
+async def test_a_record_of_another_topic_waits_for_what_another_task_sent_before_it() -> None:
+    first, _, _ = a_task(0)
+    second, _, _ = a_task(1)
+    sender = Sender("p.handoff.account-events", 4)
+    order: list[str] = []
+
+    class Slow:
+        def __await__(self) -> Any:
+            order.append("waited for the first send")
+            return asyncio.sleep(0).__await__()
+
+    async def send(*args: Any, **kwargs: Any) -> Any:
+        order.append(f"send {kwargs.get('key', args[1] if len(args) > 1 else None)!r}")
+        return Slow()
+
+    first.send = send  # type: ignore[method-assign]
+    second.send = send  # type: ignore[method-assign]
+    await sender.forward(first, "acme", b"{}", control=False)
+    await sender.forward(second, "acme", b"{}", control=False)  # two chats: no wait
+    await sender.forward(first, "acme", b"{}", control=True)  # presence after a chat of task 1
+    assert order == ["send b'acme'", "send b'acme'", "waited for the first send",
+                     "send b'acme'"]
