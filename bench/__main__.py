@@ -6,9 +6,10 @@ baseline measured in the same run; prints a table and writes it as JSON to bench
     python -m bench --parts throughput,latency --messages 50000
 
 Parts: core (pure-core decisions/s), matchers (phrase-count scaling), throughput (one worker vs
-a bare aiokafka loop), latency (produce to handoff record, with the default sequencing window
-and with 0), state (table memory and changelog recovery, memory vs RocksDB store), profile
-(py-spy over the worker, run when the worker is under half the bare loop, or --profile).
+a bare aiokafka loop and a transactional batch loop), latency (produce to handoff record, with
+the default sequencing window and with 0), state (store memory and changelog recovery, memory
+vs RocksDB store), profile (py-spy over the worker, run when the worker is under half the bare
+loop, or --profile).
 
 The broker: KAFKA_BOOTSTRAP_SERVERS if set, else the local one (`handoff kafka start`, state
 in HANDOFF_KAFKA_STATE_DIR), started and stopped by this command unless it already runs.
@@ -41,13 +42,17 @@ GOAL_MATCHER_RATIO = 1.5
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench",
+                                description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--quick", action="store_true", help="small sizes: a few minutes in all")
     p.add_argument("--parts", default=",".join(PARTS),
                    help=f"comma-separated subset of {','.join(PARTS)}")
     p.add_argument("--messages", type=int, help="throughput messages (200000; quick 20000)")
     p.add_argument("--accounts", type=int, default=20, help="accounts in the traffic")
     p.add_argument("--latency-rate", type=float, default=1000.0, help="messages per second")
+    p.add_argument("--latency-rates",
+                   help="comma-separated rates to run instead of --latency-rate and "
+                        "--latency-low-rate, e.g. 1000,2000,100")
     p.add_argument("--latency-seconds", type=float, help="timed seconds per run (30; quick 5)")
     p.add_argument("--latency-low-rate", type=float, default=100.0,
                    help="a second, lighter rate, under one worker's capacity (0: skip)")
@@ -56,7 +61,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--conversations", type=int,
                    help="conversations to restore (1000000; quick 100000)")
     p.add_argument("--stores", default="memory,rocksdb",
-                   help="table stores to compare (rocksdb needs rocksdict installed)")
+                   help="state stores to compare: memory (HANDOFF_STORE=memory://), rocksdb "
+                        "(rocksdb://)")
     p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                    help="py-spy the worker: when under the throughput goal (auto), always, never")
     p.add_argument("--profile-messages", type=int, help="messages of the profiled run")
@@ -67,6 +73,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args.latency_seconds = args.latency_seconds or (5.0 if quick else 30.0)
     args.conversations = args.conversations or (100_000 if quick else 1_000_000)
     args.profile_messages = args.profile_messages or (10_000 if quick else 30_000)
+    if args.latency_rates:
+        args.latency_rates = [float(x) for x in args.latency_rates.split(",") if x.strip()]
+    else:
+        args.latency_rates = [args.latency_rate] + (
+            [args.latency_low_rate] if args.latency_low_rate else [])
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     unknown = set(args.parts) - set(PARTS)
     if unknown:
@@ -79,10 +90,10 @@ def _stores(names: str) -> tuple[list[str], dict[str, str]]:
     for name in [n.strip() for n in names.split(",") if n.strip()]:
         if name == "memory":
             stores.append("memory://")
-        elif name in ("rocksdb", "rocksdict"):
-            # Faust's store URL is rocksdb://; it uses rocksdict when that is installed.
+        elif name == "rocksdb":
+            # streams/state/rocksdb.py; rocksdict is a dependency (requirements.lock).
             if importlib.util.find_spec("rocksdict") is None:
-                skipped[name] = "rocksdict is not installed (pip install -r bench/requirements.txt)"
+                skipped[name] = "rocksdict is missing from the venv (make setup)"
             else:
                 stores.append("rocksdb://")
         else:
@@ -153,8 +164,7 @@ async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: 
 
     if "latency" in args.parts:
         runs = []
-        rates = [args.latency_rate] + ([args.latency_low_rate] if args.latency_low_rate else [])
-        for rate in rates:
+        for rate in args.latency_rates:
             for window in (None, 0):
                 label = "default" if window is None else window
                 print(f"[latency] {rate:.0f} msg/s for {args.latency_seconds:.0f} s, "
@@ -169,7 +179,7 @@ async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: 
         results["latency"] = runs
 
     if "state" in args.parts:
-        print("[state] table memory per conversation ...", flush=True)
+        print("[state] store memory per conversation ...", flush=True)
         results["state_size"] = recovery.state_sizes()
         print(f"[state] restore {args.conversations:,} conversations from the changelog, "
               f"stores {', '.join(stores)} ...", flush=True)
@@ -234,13 +244,23 @@ def table(report: dict[str, Any]) -> str:
             _fmt(w["per_second"]), f"bare aiokafka loop {_fmt(b.get('per_second'))}",
             f"{ratio:.2f}x (goal >= {GOAL_RATIO}x) {_verdict(ratio >= GOAL_RATIO)}"
             if ratio is not None else "")
+        x = t.get("txn_loop", {})
+        if x:
+            row("", "  transactional batch loop msgs/s", _fmt(x["per_second"]),
+                "bareloop.py --transactional", f"worker {t['txn_ratio']:.2f}x of it"
+                if t.get("txn_ratio") is not None else "")
         if "bare_loop_parse" in t:
             row("", "  bare loop + validate (pydantic)", _fmt(t["bare_loop_parse"]["per_second"]),
                 "", "")
         if "cpu_ms_per_message" in w and "cpu_ms_per_message" in b:
+            txn_cpu = (f"; txn loop {_fmt(x['cpu_ms_per_message'])}"
+                       if "cpu_ms_per_message" in x else "")
             row("", "  CPU ms per message (steadier when shared)",
-                _fmt(w["cpu_ms_per_message"]), f"bare loop {_fmt(b['cpu_ms_per_message'])}",
-                f"worker uses {1 / t['cpu_ratio']:.0f}x the loop's CPU" if t["cpu_ratio"] else "")
+                _fmt(w["cpu_ms_per_message"]),
+                f"bare loop {_fmt(b['cpu_ms_per_message'])}{txn_cpu}",
+                (f"worker uses {1 / t['cpu_ratio']:.0f}x the bare loop's CPU"
+                 + (f", {1 / t['txn_cpu_ratio']:.1f}x the txn loop's"
+                    if t.get("txn_cpu_ratio") else "")) if t["cpu_ratio"] else "")
         handoffs = f"{w['handoffs']:,} of {t['expected_handoffs']:,} expected"
         row("", "  handoffs published", handoffs, f"{t['triggering_messages_pct']}% of msgs fire",
             "ok" if w["handoffs"] == t["expected_handoffs"] else "MISMATCH")
@@ -275,12 +295,13 @@ def table(report: dict[str, Any]) -> str:
         row("4 state", "conversation: JSON / pickle bytes", f"{s['json_bytes']} / "
             f"{s['pickle_bytes_model']}", "", "changelog + RocksDB hold the JSON")
         row("", "conversation: Python heap bytes", f"model {s['heap_bytes_model']:,}, "
-            f"dict {s['heap_bytes_dict']:,}", "", "memory store: dicts after restore")
+            f"dict {s['heap_bytes_dict']:,}", "", "memory store: models, also after restore")
     rec = r.get("recovery", {})
     if "empty" in rec:
         n = rec["conversations"]
         empty = rec["empty"]
         bare = rec.get("bare_read", {})
+        bare_codec = rec.get("bare_read_codec", {})
         for key in ("memory_fresh", "rocksdb_fresh", "rocksdb_restart"):
             if key not in rec:
                 continue
@@ -295,10 +316,16 @@ def table(report: dict[str, Any]) -> str:
                    else " (decided by a later worker)" if fate else "")
                 + "; one sent after ready: "
                 + ("decided" if x.get("late_probe_ok") else "not decided either"))
+            restored = x.get("restored_records")
+            count = "" if restored is None else (
+                f"; {restored:,} records restored" + ("" if restored >= n else " (SHORT)"))
             row("4 recovery", f"{label}: s to ready ({n:,} convs)", _fmt(x["ready_s"]),
                 f"empty changelog {_fmt(empty['ready_s'])} s; bare read "
-                f"{_fmt(bare.get('seconds'))} s", f"first decision at "
-                f"{_fmt(x.get('first_decision_s'))} s{probe}")
+                f"{_fmt(bare.get('seconds'))} s (+ codec {_fmt(bare_codec.get('seconds'))} s)",
+                f"first decision at {_fmt(x.get('first_decision_s'))} s{count}{probe}")
+            row("", "  RSS MiB once ready (peak)", f"{_fmt(x.get('rss_mib'))} "
+                f"({_fmt(x.get('rss_peak_mib'))})", f"empty worker {_fmt(empty.get('rss_mib'))}",
+                "")
         if "memory_rss_mib_per_100k" in rec:
             row("4 state", "worker RSS MiB per 100k convs, memory",
                 _fmt(rec["memory_rss_mib_per_100k"]),

@@ -4,6 +4,10 @@ fast bulk production, and the offsets and timestamps that tell when a run is don
 Figures come from the broker where they can: the first and last record a run produced (their
 CreateTime, set by the producing process) bound its busy time, and committed offsets (what the
 consumer group acknowledged) say when it is done.
+
+The worker writes every record in a transaction, so its topics hold commit markers beside the
+records: a marker takes an offset but is never delivered. Counts and lags here are therefore of
+records read with read_committed, not differences of offsets.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import murmur2
 
 from handoff.config import WorkerSettings
 from handoff.publish import publish_fixture
-from schemas.topics import Topic
+from schemas.topics import Topic, partition_for
 from streams.admin import ensure_topics
+from streams.state import changelog_topic
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,7 +64,7 @@ def broker() -> Iterator[tuple[str, str, int | None]]:
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (and so every producer here) picks."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    return partition_for(key, partitions)
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -77,19 +81,24 @@ def rss_kib(pid: int) -> dict[str, int]:
 # ---------------------------------------------------------------------------------- workers
 
 _LOG_TIME = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+# streams/loop.py logs one line per task once it is restored and processing, then this one
+# when every task the worker holds is: the worker is ready.
+_READY = re.compile(rb"Worker ready: tasks \[([\d, ]*)\], (\d+) state records restored")
+_TASK_READY = re.compile(rb"task (\d+) ready: (\d+) state records restored in ([\d.]+) s")
 
 
 class Worker:
     """`handoff worker` in its own process, as an operator runs it; log lines are timed."""
-
-    MARKS = (b"Worker ready", b"Restore complete", b"[^Worker]: Ready")
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
-        self.marks: dict[str, float] = {}  # log marker -> epoch seconds it was logged at
+        self.marks: dict[str, float] = {}  # "Worker ready", "task P ready" -> epoch seconds
+        self.tasks: list[int] = []  # the tasks "Worker ready" named
+        self.restored = 0  # state records restored, as "Worker ready" counted them
+        self.task_restore: dict[int, dict[str, float]] = {}  # per task: records, seconds
         self._offset = 0
 
     @property
@@ -101,6 +110,7 @@ class Worker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.marks = {}
+        self.tasks, self.restored, self.task_restore = [], 0, {}
         with self.log_path.open("ab") as log:
             self.started = time.time()
             self.process = subprocess.Popen(
@@ -112,17 +122,29 @@ class Worker:
             f.seek(self._offset)
             text = f.read()
         for line in text.splitlines():
-            for mark in self.MARKS:
-                if mark in line and mark.decode() not in self.marks:
-                    found = _LOG_TIME.match(line)
-                    at = time.time()
-                    if found:
-                        at = datetime.strptime(found.group(1).decode(),
-                                               "%Y-%m-%d %H:%M:%S,%f").timestamp()
-                    self.marks[mark.decode()] = at
+            task = _TASK_READY.search(line)
+            ready = _READY.search(line) if task is None else None
+            if task is None and ready is None:
+                continue
+            name = f"task {int(task[1])} ready" if task is not None else "Worker ready"
+            if name in self.marks:
+                continue  # the first time counts (a later rebalance logs it again)
+            found = _LOG_TIME.match(line)
+            at = time.time()
+            if found:
+                at = datetime.strptime(found.group(1).decode(),
+                                       "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            self.marks[name] = at
+            if task is not None:
+                self.task_restore[int(task[1])] = {"records": int(task[2]),
+                                                   "seconds": float(task[3])}
+            elif ready is not None:
+                self.tasks = [int(x) for x in ready[1].split(b",") if x.strip()]
+                self.restored = int(ready[2])
 
     async def ready(self, timeout: float = 900.0) -> float:
-        """Wait until Faust logs "Worker ready" (recovery done); return when it was logged."""
+        """Wait until the loop logs "Worker ready: tasks [...]" (every task it holds restored and
+        processing); return when it was logged."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._scan()
@@ -182,9 +204,9 @@ class Deployment:
     def topic(self, topic: Topic | str) -> str:
         return self.settings.topic(topic)
 
-    def changelog(self, table: str) -> str:
-        """Faust's changelog topic of a table: `<app id>-<table>-changelog`."""
-        return f"{self.group}-{table}-changelog"
+    def changelog(self, store: str) -> str:
+        """The changelog topic of one of the loop's stores: `<group>-<store>-changelog`."""
+        return changelog_topic(self.group, store)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -207,11 +229,13 @@ class Deployment:
 
     async def create_topics(self, extra: Iterable[str] = (), compacted: Iterable[str] = ()
                             ) -> None:
-        await ensure_topics(self.settings)
+        # The contract's topics and the stores' changelogs (compacted, one partition per task).
+        created = set(await ensure_topics(self.settings))
         wanted = [NewTopic(name, num_partitions=self.partitions, replication_factor=1)
-                  for name in extra]
+                  for name in extra if name not in created]
         wanted += [NewTopic(name, num_partitions=self.partitions, replication_factor=1,
-                            topic_configs={"cleanup.policy": "compact"}) for name in compacted]
+                            topic_configs={"cleanup.policy": "compact"})
+                   for name in compacted if name not in created]
         if wanted:
             async with admin(self.bootstrap) as client:
                 await client.create_topics(wanted)
@@ -253,10 +277,14 @@ async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 class Reader:
-    """A group-less consumer of some topics from the beginning (or the end)."""
+    """A group-less consumer of some topics from the beginning (or the end).
+
+    read_committed unless told otherwise: the worker's outputs count once their transaction
+    commits, as for any consumer downstream."""
 
     def __init__(self, bootstrap: str, topics: list[str], *, from_end: bool = False,
                  **config: Any) -> None:
+        config.setdefault("isolation_level", "read_committed")
         self.consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
                                          enable_auto_commit=False,
                                          auto_offset_reset="latest" if from_end else "earliest",
@@ -281,22 +309,35 @@ class Reader:
 
 
 class Offsets:
-    """End offsets, committed offsets and first/last record timestamps of topics."""
+    """End offsets, committed offsets, record counts and first/last record timestamps of topics.
+
+    Ends are high watermarks; what lies between two offsets is counted by reading it with
+    read_committed (commit markers and aborted records take offsets but are not records)."""
+
+    # A group that consumed everything of a transactional topic has committed the offset of
+    # the last commit marker, one short of the end: a gap this small is read to tell markers
+    # from records.
+    READ_GAP = 5_000
 
     def __init__(self, bootstrap: str, partitions: int) -> None:
         self.bootstrap = bootstrap
         self.partitions = partitions
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                          enable_auto_commit=False)
+        self.reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                       enable_auto_commit=False,
+                                       isolation_level="read_committed")
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
 
     async def __aenter__(self) -> Offsets:
         await self.consumer.start()
+        await self.reader.start()
         await self.admin.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.consumer.stop()
+        await self.reader.stop()
         await self.admin.close()
 
     def tps(self, topic: str) -> list[TopicPartition]:
@@ -307,43 +348,120 @@ class Offsets:
         return result
 
     async def total(self, topic: str) -> int:
+        """Offsets used (records and, on a transactional topic, markers too)."""
         return sum((await self.end(topic)).values())
 
     async def lag(self, group: str, topics: list[str]) -> int:
-        """Records of `topics` the group has not committed yet."""
+        """Records of `topics` the group has not committed yet (0: it is done with them)."""
         committed = await self.admin.list_consumer_group_offsets(group)
         lag = 0
         for topic in topics:
             for tp, end in (await self.end(topic)).items():
                 done = committed.get(tp)
-                lag += end - (done.offset if done is not None and done.offset >= 0 else 0)
+                start = done.offset if done is not None and done.offset >= 0 else 0
+                gap = end - start
+                if 0 < gap <= self.READ_GAP:
+                    gap = await self._records_between(tp, start, end)
+                lag += gap
         return lag
+
+    async def _records_between(self, tp: TopicPartition, start: int, end: int,
+                               timeout: float = 5.0) -> int:
+        """Committed records at offsets start..end-1; offsets not readable yet (an open
+        transaction) count as records, so an unfinished run never looks done."""
+        count, position = 0, start
+        self.reader.assign([tp])
+        self.reader.seek(tp, start)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await self.reader.getmany(tp, timeout_ms=200)
+            count += sum(1 for m in batch.get(tp, []) if m.offset < end)
+            position = await self.reader.position(tp)
+            if position >= end:
+                return count
+        return count + max(0, end - position)
+
+    async def records(self, topic: str, since: dict[TopicPartition, int] | None = None) -> int:
+        """Committed records of `topic` after `since` (default: all), read one by one."""
+        ends = await self.end(topic)
+        return sum([await self._records_between(tp, (since or {}).get(tp, 0), end, 60.0)
+                    for tp, end in ends.items() if end > (since or {}).get(tp, 0)])
 
     async def timestamps(self, topic: str, since: dict[TopicPartition, int] | None = None
                          ) -> tuple[int | None, int | None]:
-        """CreateTime (ms) of the first record at or after `since`, and of the last record."""
+        """CreateTime (ms) of the first committed record at or after `since`, and of the last."""
         ends = await self.end(topic)
         firsts, lasts = [], []
         for tp, end in ends.items():
             start = (since or {}).get(tp, 0)
             if end <= start:
                 continue
-            firsts.append(await self._timestamp_at(tp, start))
-            lasts.append(await self._timestamp_at(tp, end - 1))
+            firsts.append(await self._first_timestamp(tp, start))
+            lasts.append(await self._last_timestamp(tp, start, end))
         found_first = [t for t in firsts if t is not None]
         found_last = [t for t in lasts if t is not None]
         return (min(found_first) if found_first else None,
                 max(found_last) if found_last else None)
 
-    async def _timestamp_at(self, tp: TopicPartition, offset: int) -> int | None:
-        self.consumer.assign([tp])
-        self.consumer.seek(tp, offset)
+    async def _first_timestamp(self, tp: TopicPartition, offset: int) -> int | None:
+        self.reader.assign([tp])
+        self.reader.seek(tp, offset)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            batch = await self.consumer.getmany(tp, timeout_ms=500, max_records=1)
+            batch = await self.reader.getmany(tp, timeout_ms=500, max_records=1)
             for message in batch.get(tp, []):
                 return int(message.timestamp)
         return None
+
+    async def _last_timestamp(self, tp: TopicPartition, start: int, end: int,
+                              window: int = 2_000) -> int | None:
+        """The latest CreateTime among the last committed records before `end` (the very last
+        offset is a commit marker on a transactional topic, so a window is read)."""
+        self.reader.assign([tp])
+        self.reader.seek(tp, max(start, end - window))
+        latest: int | None = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            batch = await self.reader.getmany(tp, timeout_ms=200)
+            for message in batch.get(tp, []):
+                if message.offset < end:
+                    latest = max(latest or 0, int(message.timestamp))
+            if await self.reader.position(tp) >= end:
+                break
+        if latest is None and end - window > start:
+            return await self._last_timestamp(tp, start, end - window, window * 4)
+        return latest
+
+
+class RecordCount:
+    """A running count of committed records appended to a topic after a point (read as they
+    come: cheap to ask every fraction of a second)."""
+
+    def __init__(self, bootstrap: str, topic: str, since: dict[TopicPartition, int]) -> None:
+        self.since = since
+        self.count = 0
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                         enable_auto_commit=False,
+                                         isolation_level="read_committed")
+
+    async def __aenter__(self) -> RecordCount:
+        await self.consumer.start()
+        self.consumer.assign(list(self.since))
+        for tp, offset in self.since.items():
+            self.consumer.seek(tp, offset)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def read(self) -> int:
+        """Read what arrived; the count so far."""
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=50, max_records=10_000)
+            got = sum(len(ms) for ms in batch.values())
+            self.count += got
+            if not got:
+                return self.count
 
 
 async def produce_bulk(bootstrap: str, topic: str, records: Iterable[tuple[bytes, ...]],

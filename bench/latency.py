@@ -7,9 +7,11 @@ The latency of a handoff is the time from just before its message was given to t
 the moment its `handoff.events` record was read, on this one clock. The first `warmup` seconds
 are sent but not counted.
 
-Run with the default HANDOFF_SEQUENCING_WINDOW_MS and with 0: the hold-back merge (agents/
-holdback.py) waits up to that window for a lagging input partition, and that wait is on the
-path of every message.
+Run with the default HANDOFF_SEQUENCING_WINDOW_MS and with 0: the hold-back merge (steps/
+holdback.py, run by streams/loop.py) waits up to that window for a lagging input partition,
+and that wait is on the path of every message. A handoff counts when a read_committed consumer
+sees it: after the loop's transaction for that cycle committed (HANDOFF_BATCH_WAIT_MS and
+HANDOFF_PRODUCER_LINGER_MS are on that path too).
 """
 
 from __future__ import annotations

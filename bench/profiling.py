@@ -19,18 +19,24 @@ from typing import Any
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
-# py-spy names a frame's file relative to its sys.path entry ("faust/streams.py"): the layer is
-# the first matching prefix.
+# py-spy names a frame's file relative to its sys.path entry ("aiokafka/consumer/fetcher.py"),
+# or by its full path: the layer is the first prefix matching the path shortened by `_short`.
 LAYERS = (
-    ("agents/", "project: agents"),
-    ("handoff/core/", "project: core"),
+    ("steps/", "project: steps (intake, decide, holdback, validation)"),
+    ("streams/loop.py", "project: loop (streams/loop.py)"),
+    ("streams/task.py", "project: task runner (streams/task.py)"),
+    ("streams/state/", "project: state stores (streams/state/)"),
+    ("streams/", "project: streams, other"),
+    ("handoff/core/", "project: core (handoff/core/)"),
     ("handoff/triggers/", "project: triggers"),
-    ("streams/", "project: streams"),
     ("schemas/", "project: schemas"),
-    ("handoff/", "project: handoff"),
-    ("faust/", "faust"),
-    ("mode/", "mode"),
+    ("handoff/", "project: handoff, other"),
     ("aiokafka/", "aiokafka"),
+    ("kafka/", "aiokafka"),  # aiokafka's vendored kafka-python parts, if any
+    ("faust/", "faust (lifecycle, web)"),
+    ("mode/", "mode"),
+    ("rocksdict", "rocksdict"),
+    ("pydantic_core", "pydantic"),
     ("pydantic", "pydantic"),
     ("orjson", "orjson"),
     ("prometheus_client/", "prometheus_client"),
@@ -86,17 +92,23 @@ class PySpy:
 
 
 def _layer(path: str) -> str:
+    short = _short(path)
     for prefix, name in LAYERS:
-        if path.startswith(prefix):
+        if short.startswith(prefix):
             return name
     return "other"
 
 
+_REPO = str(Path(__file__).resolve().parent.parent) + "/"
+_STDLIB = re.compile(r"^.*/lib/python3\.\d+/")
+
+
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/work/main/"):
+    """The path from its package on ("aiokafka/producer/producer.py", "streams/loop.py")."""
+    for marker in ("site-packages/", _REPO):
         if marker in path:
             return path.split(marker, 1)[1]
-    return path
+    return _STDLIB.sub("", path)
 
 
 def summarize(raw: str, top: int = 25) -> dict[str, Any]:

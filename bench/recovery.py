@@ -1,18 +1,22 @@
-"""Part 4, state size and recovery: what one conversation costs in the table, and how long a
+"""Part 4, state size and recovery: what one conversation costs in a store, and how long a
 fresh worker takes to restore N conversations from the changelog.
 
 Sizes: the encoded size of a `ConversationState` (what the changelog and RocksDB hold), its
-pickled size, and the Python heap it takes as a model (live writes) and as the plain dict the
-memory store holds after a restore; measured with tracemalloc over many instances.
+pickled size, and the Python heap it takes as a model (what the memory store keeps, after a
+restore too: the store's codec validates every value it reads back) and as a plain dict.
 
-Recovery: the `conversations` changelog (`<prefix>handoff-conversations-changelog`, Faust's
-`<app id>-<table>-changelog`) is produced directly, N records spread over the partitions the
-decision agent would have written them from (by account). Each worker start is timed from
-process start to Faust's "Worker ready" (logged after recovery), and a probe proves the state
-is there: a `conversation.updates` close for a restored conversation, sent just before the
-start, yields a `conversation.status` record only if that conversation was restored.
-Baselines in the same run: the same worker starting over an empty changelog, and a bare
-aiokafka consumer reading (and decoding) the whole changelog.
+Recovery: the `conversations` store's changelog (`streams.state.changelog_topic`:
+`<prefix>handoff-conversations-changelog`, compacted, one partition per task) is produced
+directly in the worker's own format (`streams.task.store_codec`: key the conversation id as
+UTF-8, value the ConversationState's JSON), N records, each in the partition of the task that
+decides its account. Each worker start is timed from process start to the loop's "Worker
+ready: tasks [...]" (logged once every task it holds is restored and processing; its count of
+restored records is kept), and a probe proves the state is there: a `conversation.updates`
+close for a restored, handed-off conversation, sent just before the start, yields a
+`conversation.status` "closed" record only if that conversation was restored (a close for an
+unknown conversation is ignored). Baselines in the same run: the same worker starting over an
+empty changelog, and a bare aiokafka consumer reading the whole changelog (decoding it with
+orjson, and once more with the store's codec, the least a restore must do).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from bench.harness import CpuMeter, Deployment, Reader, produce_bulk, rss_kib
 from handoff.core.state import ConversationState
 from handoff.publish import send_records
 from schemas.topics import Topic
+from streams.state import Codec
+from streams.task import store_codec
+
+STORE = "conversations"  # the store (and its changelog) of ConversationState, keyed by id
 
 T = "2026-11-26T10:00:00Z"
 
@@ -63,26 +71,29 @@ def _template(i: int, accounts: int) -> dict[str, Any]:
 
 
 def changelog_records(n: int, accounts: int) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """(key, value, partition routing) as Faust writes the table: orjson key and value, in the
-    partition of the account-keyed event that wrote it."""
+    """(key, value, partition routing) as a task writes the conversations changelog: the store
+    key (the conversation id) as UTF-8, the value as the store's codec encodes the model, in
+    the partition of the task that decided it (its account's partition of the account log)."""
+    codec: Codec = store_codec(STORE)
     for i in range(n):
         state = _template(i, accounts)
-        yield (orjson.dumps(state["conversation_id"]), orjson.dumps(state),
-               state["account_id"].encode())
+        model = ConversationState.model_validate(state)
+        yield (model.conversation_id.encode(), codec.encode(model),
+               model.account_id.encode())
 
 
 def state_sizes(samples: int = 20_000) -> dict[str, Any]:
     """Bytes per conversation: encoded, pickled, and on the Python heap as model and as dict."""
     states = [_template(i, 20) for i in range(samples)]
-    encoded = [orjson.dumps(s) for s in states]
+    codec = store_codec(STORE)
+    encoded = [codec.encode(ConversationState.model_validate(s)) for s in states]
     models = [ConversationState.model_validate_json(e) for e in encoded[:200]]
     out: dict[str, Any] = {
         "json_bytes": round(sum(map(len, encoded)) / samples),
         "json_bytes_handed_off": len(encoded[0]), "json_bytes_bot": len(encoded[1]),
         "pickle_bytes_model": round(sum(len(pickle.dumps(m)) for m in models) / len(models)),
         "pickle_bytes_dict": round(sum(len(pickle.dumps(s)) for s in states[:200]) / 200)}
-    for kind, build in (("model", lambda e: ConversationState.model_validate_json(e)),
-                        ("dict", orjson.loads)):
+    for kind, build in (("model", codec.decode), ("dict", orjson.loads)):
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
@@ -108,6 +119,11 @@ async def _start_timed(dep: Deployment, meter: CpuMeter, probe: str | None, acco
         ready = await worker.ready(timeout=1800)
         result["ready_s"] = round(ready - worker.started, 2)
         result["rss_mib"] = round(rss_kib(worker.pid).get("VmRSS", 0) / 1024, 1)
+        # What the loop says it restored ("Worker ready: tasks [...], N state records ..."),
+        # and per task how many and how long ("task P ready: ...").
+        result["tasks"] = worker.tasks
+        result["restored_records"] = worker.restored
+        result["task_restore"] = worker.task_restore
         if probe is not None:
             answered = await _await_closed(reader, worker, probe, 45.0)
             result["probe_ok"] = answered is not None
@@ -166,14 +182,15 @@ async def _await_closed(reader: Reader, worker: Any, conversation: str, timeout:
     return None
 
 
-async def _bare_read(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
+async def _bare_read(bootstrap: str, topic: str, n: int, decode: Any = orjson.loads
+                     ) -> dict[str, Any]:
     """A plain consumer reading and decoding the whole changelog (the floor for a restore)."""
     start = time.perf_counter()
     seen = 0
     async with Reader(bootstrap, [topic], max_partition_fetch_bytes=4 * 1024 * 1024) as reader:
         while seen < n and time.perf_counter() - start < 900:
             for _, value, _ in await reader.poll(timeout_ms=500):
-                orjson.loads(value)
+                decode(value)
                 seen += 1
     seconds = time.perf_counter() - start
     return {"records": seen, "seconds": round(seconds, 2), "per_second": round(seen / seconds)}
@@ -182,8 +199,8 @@ async def _bare_read(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
 async def run(bootstrap: str, workdir: Path, *, n: int, stores: list[str],
               accounts: int = 20) -> dict[str, Any]:
     dep = Deployment(bootstrap, workdir, name="recovery")
-    changelog = dep.changelog("conversations")
-    await dep.create_topics(compacted=[changelog])
+    changelog = dep.changelog(STORE)
+    await dep.create_topics(compacted=[changelog])  # the worker's own ensure_topics makes it
     meter = CpuMeter()
     meter.start()
     result: dict[str, Any] = {"conversations": n, "changelog_topic": changelog,
@@ -195,6 +212,8 @@ async def run(bootstrap: str, workdir: Path, *, n: int, stores: list[str],
     result["produce"] = {"records": count, "seconds": round(seconds, 2),
                          "per_second": round(count / seconds)}
     result["bare_read"] = await _bare_read(bootstrap, changelog, n)
+    result["bare_read_codec"] = await _bare_read(bootstrap, changelog, n,
+                                                 store_codec(STORE).decode)
     probe = 0
     for store in stores:
         name = store.split(":")[0]

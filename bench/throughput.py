@@ -1,14 +1,18 @@
-"""Part 1, throughput: one worker over a pre-produced stream, beside a bare aiokafka loop.
+"""Part 1, throughput: one worker over a pre-produced stream, beside bare aiokafka loops.
 
 Per store: a fresh topic prefix; a first worker takes the accounts' directory and settings and
-stops; the messages are then produced to `chat.messages` before anything reads them; the bare
-loop moves them all to a topic of its own (its own consumer group); then a fresh worker
-decides them all. Done means every expected `handoff.events` record is there and the group
-has committed everything on `chat.messages` and `handoff.account-events` (lag 0).
+stops; the messages are then produced to `chat.messages` before anything reads them; the
+baselines move them all to topics of their own (each its own consumer group): the bare loop
+(bench/bareloop.py, at-least-once, the README's baseline) and the transactional batch loop
+(`bareloop.py --transactional`: the worker's producer settings and batch size, two records per
+message, offsets in the transaction); then a fresh worker decides them all. Done means every
+expected `handoff.events` record is committed and the group has committed everything on
+`chat.messages` and `handoff.account-events` (lag 0).
 
-Rates are records over busy time, both from broker timestamps: for the loop, its first to its
+Rates are records over busy time, both from broker timestamps: for a loop, its first to its
 last output record; for the worker, its first forwarded record on `handoff.account-events` to
-its last write to the conversations changelog (every chat message writes one). Wall-clock
+its last write to the conversations changelog (each transaction writes a changed conversation
+once, so the last one is written by the last cycle that decided a chat message). Wall-clock
 rates, from "ready" to "lag 0 seen", are kept beside them in the JSON.
 """
 
@@ -31,6 +35,7 @@ from bench.harness import (
     CpuMeter,
     Deployment,
     Offsets,
+    RecordCount,
     proc_cpu_s,
     produce_bulk,
     rss_kib,
@@ -41,15 +46,23 @@ from schemas.topics import Topic
 
 BARE_OUT = "bench.bare-out"
 PARSE_OUT = "bench.bare-parse-out"
+TXN_OUT = "bench.txn-out"
+TXN_STATE = "bench.txn-state"
 
 
 async def _bare_loop(dep: Deployment, offsets: Offsets, n: int, target: str, group: str,
-                     parse: bool, meter: CpuMeter) -> dict[str, Any]:
-    """Run the bare loop process until it moved and committed all `n` records."""
+                     parse: bool, meter: CpuMeter, transactional: bool = False
+                     ) -> dict[str, Any]:
+    """Run a baseline loop process until it moved and committed all `n` records."""
     cmd = [sys.executable, "-m", "bench.bareloop", dep.bootstrap,
            dep.topic(Topic.CHAT_MESSAGES), dep.topic(target), group]
     if parse:
         cmd.append("--parse")
+    if transactional:
+        s = dep.settings  # the worker's settings (HANDOFF_* from the environment, or defaults)
+        cmd += ["--transactional", "--state-topic", dep.topic(TXN_STATE),
+                "--max-records", str(s.batch_max_records), "--wait-ms", str(s.batch_wait_ms),
+                "--linger-ms", str(s.producer_linger_ms)]
     log = (dep.workdir / f"{dep.name}-{group.rsplit('.', 1)[-1]}.log").open("wb")
     started = time.time()
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -66,7 +79,9 @@ async def _bare_loop(dep: Deployment, offsets: Offsets, n: int, target: str, gro
         moved = await offsets.total(dep.topic(target))
         if moved and not cpu_at_first:
             cpu_at_first.append(proc_cpu_s(proc.pid))  # start-up (imports) not counted
-        return moved >= n and await offsets.lag(group, [dep.topic(Topic.CHAT_MESSAGES)]) == 0
+        # Both loops commit an input offset only once what it produced is acknowledged (or
+        # committed, in the transaction): lag 0 means everything was moved.
+        return bool(moved) and await offsets.lag(group, [dep.topic(Topic.CHAT_MESSAGES)]) == 0
 
     try:
         finished = await wait_until(done, timeout=max(300.0, n / 200), interval=0.25, alive=alive)
@@ -79,14 +94,17 @@ async def _bare_loop(dep: Deployment, offsets: Offsets, n: int, target: str, gro
     first, last = await offsets.timestamps(dep.topic(target))
     assert first is not None and last is not None
     busy = max((last - first) / 1000, 1e-3)
-    return {"messages": n, "busy_s": round(busy, 2), "per_second": round(n / busy),
+    moved = await offsets.records(dep.topic(target))
+    return {"messages": n, "records_out": moved, "busy_s": round(busy, 2),
+            "per_second": round(n / busy),
             "cpu_ms_per_message": round(cpu / n * 1000, 4),
             "wall_s": round(finished - started, 2),
             "wall_per_second": round(n / max(finished - started, 1e-3))}
 
 
 async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: str,
-              baselines: bool = True, parse_baseline: bool = False, profile: float = 0.0,
+              baselines: bool = True, parse_baseline: bool = False, txn_baseline: bool = True,
+              profile: float = 0.0,
               meter: CpuMeter | None = None, label: str = "") -> dict[str, Any]:
     """One store's throughput run (and the bare loops beside it)."""
     meter = meter or CpuMeter()
@@ -100,7 +118,8 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         "expected_handoffs": generated.expected_handoffs, "handoffs_by_kind": generated.kinds,
         "triggering_messages_pct": round(100 * generated.fired_messages / n, 2),
         "topic_prefix": dep.prefix}
-    await dep.create_topics(extra=[dep.topic(BARE_OUT), dep.topic(PARSE_OUT)])
+    await dep.create_topics(extra=[dep.topic(BARE_OUT), dep.topic(PARSE_OUT), dep.topic(TXN_OUT)],
+                            compacted=[dep.topic(TXN_STATE)])
 
     setup = dep.worker()
     setup.start()
@@ -115,7 +134,7 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         changelog = dep.changelog("conversations")
         since_events = await offsets.end(account_events)
         since_changelog = await offsets.end(changelog)
-        handoffs_before = await offsets.total(dep.topic(Topic.HANDOFF_EVENTS))
+        handoffs_since = await offsets.end(dep.topic(Topic.HANDOFF_EVENTS))
         count, seconds = await produce_bulk(bootstrap, chat, generated.records, dep.partitions)
         result["produce"] = {"messages": count, "seconds": round(seconds, 2),
                              "per_second": round(count / seconds)}
@@ -126,6 +145,10 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
             if parse_baseline:
                 result["bare_loop_parse"] = await _bare_loop(
                     dep, offsets, n, PARSE_OUT, f"{dep.prefix}bench-bare-parse", True, meter)
+            if txn_baseline:
+                result["txn_loop"] = await _bare_loop(
+                    dep, offsets, n, TXN_OUT, f"{dep.prefix}bench-txn", False, meter,
+                    transactional=True)
 
         worker = dep.worker()
         worker.start()
@@ -137,17 +160,20 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
             spy.start(rate=profile)
         expected = generated.expected_handoffs
 
-        async def done() -> bool:
-            return (await offsets.total(dep.topic(Topic.HANDOFF_EVENTS)) - handoffs_before
-                    >= expected
-                    and await offsets.lag(dep.group, [chat, account_events]) == 0)
+        async with RecordCount(bootstrap, dep.topic(Topic.HANDOFF_EVENTS),
+                               handoffs_since) as published:
 
-        try:
-            finished = await wait_until(done, timeout=max(600.0, n / 50), interval=0.25,
-                                        alive=worker.check)
-        except TimeoutError:
-            result["error"] = "worker did not finish in time"
-            finished = time.time()
+            async def done() -> bool:
+                return (await published.read() >= expected
+                        and await offsets.lag(dep.group, [chat, account_events]) == 0)
+
+            try:
+                finished = await wait_until(done, timeout=max(600.0, n / 50), interval=0.25,
+                                            alive=worker.check)
+            except TimeoutError:
+                result["error"] = (f"worker did not finish in time: {published.count} of "
+                                   f"{expected} handoffs; log {worker.log_path}")
+                finished = time.time()
         if spy is not None:
             result["profile"] = spy.stop()
         worker_cpu = proc_cpu_s(worker.pid) - cpu_ready
@@ -156,7 +182,7 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         result["cpu"] = meter.stop()
         first, _ = await offsets.timestamps(account_events, since_events)
         _, last = await offsets.timestamps(changelog, since_changelog)
-        handoffs = await offsets.total(dep.topic(Topic.HANDOFF_EVENTS)) - handoffs_before
+        handoffs = await offsets.records(dep.topic(Topic.HANDOFF_EVENTS), handoffs_since)
         result["changelog_topic"] = changelog
     busy = max(((last or 0) - (first or 0)) / 1000, 1e-3)
     result["worker"] = {
@@ -173,12 +199,18 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
     if handoffs != expected:
         result["worker"]["handoffs_note"] = (
             f"{handoffs} handoff.events records for {expected} expected"
-            + (" (duplicates: at-least-once redelivery?)" if handoffs > expected else ""))
+            + (" (duplicates: exactly-once broken?)" if handoffs > expected else ""))
     if baselines:
         result["ratio"] = round(result["worker"]["per_second"]
                                 / result["bare_loop"]["per_second"], 3)
         result["cpu_ratio"] = round(result["bare_loop"]["cpu_ms_per_message"]
                                     / max(result["worker"]["cpu_ms_per_message"], 1e-9), 3)
+        if "txn_loop" in result:
+            result["txn_ratio"] = round(result["worker"]["per_second"]
+                                        / result["txn_loop"]["per_second"], 3)
+            result["txn_cpu_ratio"] = round(
+                result["txn_loop"]["cpu_ms_per_message"]
+                / max(result["worker"]["cpu_ms_per_message"], 1e-9), 3)
     dep.stop_workers()
     shutil.rmtree(dep.data_dir, ignore_errors=True)  # the workers' state dirs; logs are kept
     return result

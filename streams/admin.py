@@ -92,11 +92,18 @@ def partitions_message(counts: Mapping[str, int | None], expected: int) -> str |
     return "\n".join(lines)
 
 
-async def partition_counts(settings: WorkerSettings,
-                           topics: Iterable[Topic] = CO_PARTITIONED_TOPICS,
+def co_partitioned_names(settings: WorkerSettings) -> list[str]:
+    """Every topic a task reads a partition of: the inputs, the internal logs, the changelogs."""
+    return [*(settings.topic(t) for t in CO_PARTITIONED_TOPICS),
+            *(changelog_topic(settings.group_id, name) for name in store_names())]
+
+
+async def partition_counts(settings: WorkerSettings, topics: Iterable[Topic] | None = None,
                            timeout_s: float = _DESCRIBE_TIMEOUT_S) -> dict[str, int | None]:
-    """Partitions of each topic under the settings' prefix; None for a topic that is missing."""
-    names = [settings.topic(t) for t in topics]
+    """Partitions of each topic (default: every co-partitioned one, changelogs included)
+    under the settings' prefix; None for a topic that is missing."""
+    names = ([settings.topic(t) for t in topics] if topics is not None
+             else co_partitioned_names(settings))
     counts: dict[str, int | None] = dict.fromkeys(names)
     errors: dict[str, int] = {}
     admin = AIOKafkaAdminClient(**client_kwargs(settings))

@@ -84,7 +84,6 @@ class ProcessingLoop(Service):
         self.tasks: dict[int, Task] = {}
         self.restoring: dict[int, asyncio.Task[None]] = {}
         self.kept: dict[int, dict[str, Store]] = {}  # stores of tasks revoked, kept for reuse
-        self.received: dict[TopicPartition, int] = {}  # next offset per intake partition
         self.lock = asyncio.Lock()
         self.rebalancing = True
         self.running = False
@@ -181,14 +180,12 @@ class ProcessingLoop(Service):
             if tp.topic == self.log_name:
                 decisions.setdefault(tp.partition, []).extend(
                     self._record(Topic.ACCOUNT_EVENTS, m) for m in messages)
-                task.offsets[tp] = messages[-1].offset + 1
                 continue
             topic = self.intake_names[tp.topic]
             for m in messages:
                 record = self._record(topic, m)
                 self.holdback.push(tp, Held(sequence_ms(record.timestamp_ms, now_ms),
                                             event=record))
-            self.received[tp] = messages[-1].offset + 1
         released = self.holdback.due(now_ms, await self._lagging()) if len(self.holdback) else []
         busy = sorted(set(decisions) | {h.event.partition for h in released})
         if not busy:
@@ -218,11 +215,8 @@ class ProcessingLoop(Service):
                 except Exception as exc:
                     failed[p] = exc
         for task in tasks:
-            for tp in self._intake_tps(task.partition):
-                head = self.holdback.head(tp)
-                offset = head.event.offset if head is not None else self.received.get(tp)
-                if offset is not None and offset != task.committed.get(tp):
-                    task.offsets[tp] = offset
+            if task.partition not in failed:
+                await self._advance(task)
         commits = [task for task in tasks if task.partition not in failed]
         results = await asyncio.gather(*(t.commit(self.settings.group_id) for t in commits),
                                        return_exceptions=True)
@@ -231,6 +225,26 @@ class ProcessingLoop(Service):
                 failed[task.partition] = result
         for p, error in failed.items():
             await self._recover(self.tasks[p], error)
+
+    async def _advance(self, task: Task) -> None:
+        """Set the offsets this cycle commits: the oldest record still held, else the position.
+
+        The position, not the last record + 1: it has moved past transaction markers, so a
+        caught-up task commits its high watermark and shows no lag.
+        """
+        consumer = self.consumer
+        assert consumer is not None
+        for tp in self._task_tps(task.partition):
+            head = self.holdback.head(tp)
+            if head is not None:
+                offset = head.event.offset
+            else:
+                try:
+                    offset = await consumer.position(tp)
+                except KafkaError:
+                    continue
+            if offset != task.committed.get(tp):
+                task.offsets[tp] = offset
 
     async def _recover(self, task: Task, exc: BaseException) -> None:
         """A task's transaction failed: abort it and read again from its committed offsets.
@@ -241,7 +255,6 @@ class ProcessingLoop(Service):
         assert consumer is not None
         for tp in self._intake_tps(p):
             self.holdback.drop(tp)
-            self.received.pop(tp, None)
         if isinstance(exc, ProducerFenced):
             log.warning("task %s: fenced by a newer owner; leaving it (%r)", p, exc)
             with contextlib.suppress(Exception):
@@ -319,8 +332,6 @@ class ProcessingLoop(Service):
                     offset = beginnings[tp]
                 consumer.seek(tp, offset)
                 task.committed[tp] = offset
-                if tp.topic != self.log_name:
-                    self.received[tp] = offset
         except asyncio.CancelledError:
             await producer.stop()
             raise
@@ -351,7 +362,6 @@ class ProcessingLoop(Service):
         task = self.tasks.pop(p, None)
         for tp in self._intake_tps(p):
             self.holdback.drop(tp)
-            self.received.pop(tp, None)
         if task is None:
             return
         await task.abort()
