@@ -317,8 +317,11 @@ def table(report: dict[str, Any]) -> str:
                 + "; one sent after ready: "
                 + ("decided" if x.get("late_probe_ok") else "not decided either"))
             restored = x.get("restored_records")
+            # A fresh worker restores the whole changelog; a restart only its tail.
             count = "" if restored is None else (
-                f"; {restored:,} records restored" + ("" if restored >= n else " (SHORT)"))
+                f"; {restored:,} records restored" + (
+                    " (the tail)" if key == "rocksdb_restart"
+                    else "" if restored >= n else " (SHORT)"))
             row("4 recovery", f"{label}: s to ready ({n:,} convs)", _fmt(x["ready_s"]),
                 f"empty changelog {_fmt(empty['ready_s'])} s; bare read "
                 f"{_fmt(bare.get('seconds'))} s (+ codec {_fmt(bare_codec.get('seconds'))} s)",

@@ -60,7 +60,9 @@ class Watcher:
         self.names = {settings.topic(t): t.value for t in SHOWN}
         self.consumer = AIOKafkaConsumer(*self.names,
                                          **client_kwargs(settings),
-                                         auto_offset_reset="earliest", group_id=None)
+                                         auto_offset_reset="earliest", group_id=None,
+                                         # as every consumer of the outputs should
+                                         isolation_level="read_committed")
         self.seen = 0
 
     async def watch(self, seconds: float, quiet_after: float) -> int:

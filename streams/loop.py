@@ -92,6 +92,7 @@ class ProcessingLoop(Service):
         self.sender = Sender(self.log_name, settings.partitions)
         self.consumer: AIOKafkaConsumer | None = None
         self.restored_records = 0
+        self.opened = 0  # tasks opened so far; a batch fetched before an opening is stale
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class ProcessingLoop(Service):
         s = self.settings
         while not self.should_stop:
             try:
+                mark = self.opened
                 wait = 5 if len(self.holdback) else s.batch_wait_ms
                 batch = await consumer.getmany(timeout_ms=wait, max_records=s.batch_max_records)
             except asyncio.CancelledError:
@@ -137,7 +139,7 @@ class ProcessingLoop(Service):
                 await asyncio.sleep(1.0)
                 continue
             async with self.lock:
-                await self._cycle(batch)
+                await self._cycle(batch, fetched_after=mark)
 
     # -- one cycle ---------------------------------------------------------------------------
 
@@ -170,13 +172,15 @@ class ProcessingLoop(Service):
     def _task_tps(self, partition: int) -> list[TopicPartition]:
         return [*self._intake_tps(partition), TopicPartition(self.log_name, partition)]
 
-    async def _cycle(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    async def _cycle(self, batch: dict[TopicPartition, list[Any]], fetched_after: int) -> None:
         now_ms = int(time.time() * 1000)
         decisions: dict[int, list[InputRecord]] = {}
         for tp, messages in batch.items():
             task = self.tasks.get(tp.partition)
-            if task is None or not task.ready or not messages:
-                continue  # fetched before a pause; read again from the committed offset
+            if task is None or task.opened > fetched_after or not messages:
+                # Fetched for a task given up, or before the task was opened again (which
+                # seeks to the committed offsets): these records are read again from there.
+                continue
             if tp.topic == self.log_name:
                 decisions.setdefault(tp.partition, []).extend(
                     self._record(Topic.ACCOUNT_EVENTS, m) for m in messages)
@@ -256,10 +260,16 @@ class ProcessingLoop(Service):
         for tp in self._intake_tps(p):
             self.holdback.drop(tp)
         if isinstance(exc, ProducerFenced):
+            # Another producer took the task's id: this worker was taken for dead (paused past
+            # the session timeout), or its transaction timed out. Give the task up; the group
+            # revokes it soon if it moved. If it is still ours after a session timeout, open it
+            # again (which fences in turn).
             log.warning("task %s: fenced by a newer owner; leaving it (%r)", p, exc)
             with contextlib.suppress(Exception):
                 consumer.pause(*self._task_tps(p))
             await self._close(p)
+            self.restoring[p] = asyncio.ensure_future(
+                self._open(p, delay=self.settings.session_timeout_s))
             return
         log.warning("task %s: transaction aborted, reading again from the last commit: %r",
                     p, exc)
@@ -296,7 +306,22 @@ class ProcessingLoop(Service):
         self.assignor.held = partitions
         self.rebalancing = False
 
-    async def _open(self, p: int) -> None:
+    async def _open(self, p: int, delay: float = 0.0) -> None:
+        """Open task `p` (fence, restore, position), retrying until it opens or is revoked."""
+        await asyncio.sleep(delay)
+        attempt = 0
+        while True:
+            try:
+                await self._open_once(p)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                attempt += 1
+                log.exception("task %s: could not be opened (attempt %d); retrying", p, attempt)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
+
+    async def _open_once(self, p: int) -> None:
         s = self.settings
         consumer = self.consumer
         assert consumer is not None
@@ -305,6 +330,7 @@ class ProcessingLoop(Service):
             **client_kwargs(s), transactional_id=transactional_id(s.group_id, p),
             enable_idempotence=True, acks="all", linger_ms=s.producer_linger_ms,
             max_request_size=2 * 1024 * 1024)
+        stores: dict[str, Store] | None = None
         try:
             await producer.start()  # InitProducerId: fences the old owner, ends its transaction
             stores = self.kept.pop(p, None) or {
@@ -332,16 +358,16 @@ class ProcessingLoop(Service):
                     offset = beginnings[tp]
                 consumer.seek(tp, offset)
                 task.committed[tp] = offset
-        except asyncio.CancelledError:
-            await producer.stop()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            if stores is not None:
+                self.kept[p] = stores  # a RocksDB store stays open (and locked) for the retry
             raise
-        except Exception:
-            log.exception("task %s: could not be opened; the next rebalance retries", p)
-            await producer.stop()
-            self.restoring.pop(p, None)
-            return
         restored = sum(counts.values())
         self.restored_records += restored
+        self.opened += 1
+        task.opened = self.opened
         task.ready = True
         self.tasks[p] = task
         self.restoring.pop(p, None)

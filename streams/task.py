@@ -91,6 +91,7 @@ class Task:
     # Next offset to read per input partition, as of the last committed transaction.
     committed: dict[TopicPartition, int] = field(default_factory=dict)
     ready: bool = False  # restored and positioned: its records may be processed
+    opened: int = 0  # the loop's count of task openings when this one opened
     pending: dict[str, dict[str, object]] = field(default_factory=dict)
     # Offsets this cycle moved to (committed with the transaction).
     offsets: dict[TopicPartition, int] = field(default_factory=dict)

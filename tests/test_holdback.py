@@ -61,3 +61,15 @@ def test_a_minimum_hold_lets_a_late_appended_older_record_go_first() -> None:
     assert hb.due(now_ms=1_010) == []
     hb.push("directory-0", Held(1_001, value=b"directory"))
     assert values(hb.due(now_ms=1_030)) == [b"directory", b"config"]
+
+
+def test_head_is_the_oldest_record_still_held_for_a_source() -> None:
+    hb = HoldBack(window_ms=1_000, min_hold_ms=0)
+    assert hb.head("a") is None
+    first, second = Held(100, value=b"1"), Held(200, value=b"2")
+    hb.push("a", first)
+    hb.push("a", second)
+    assert hb.head("a") is first
+    assert hb.due(now_ms=150, lagging=["b"]) == []  # b may still send something older
+    assert hb.due(now_ms=5_000) == [first, second]
+    assert hb.head("a") is None
