@@ -129,9 +129,12 @@ class ProcessingLoop(Service):
         s = self.settings
         while not self.should_stop:
             try:
-                mark = self.opened
                 wait = 5 if len(self.holdback) else s.batch_wait_ms
                 batch = await consumer.getmany(timeout_ms=wait, max_records=s.batch_max_records)
+                # A task opened from here on seeks to its committed offsets: this batch's
+                # records of it are stale. One opened during the fetch was seeked before
+                # the fetch returned, and aiokafka drops data fetched for an old position.
+                mark = self.opened
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:
@@ -178,8 +181,8 @@ class ProcessingLoop(Service):
         for tp, messages in batch.items():
             task = self.tasks.get(tp.partition)
             if task is None or task.opened > fetched_after or not messages:
-                # Fetched for a task given up, or before the task was opened again (which
-                # seeks to the committed offsets): these records are read again from there.
+                # Fetched for a task given up, or returned before the task was opened again
+                # (which seeks to the committed offsets): read again from there.
                 continue
             if tp.topic == self.log_name:
                 decisions.setdefault(tp.partition, []).extend(
