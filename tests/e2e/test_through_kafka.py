@@ -117,3 +117,33 @@ def test_directory_load_publishes_the_sample_team_and_settings(deployment: Deplo
     by_actor = {c["actor"]: (c["accepted"], c["reason"]) for c in outcome.values()}
     assert by_actor["u-lars"] == (False, "user u-lars lacks the customer_agent.edit permission")
     assert by_actor["u-editor"] == (True, None)
+
+
+def test_records_sent_while_the_worker_starts_are_all_decided(kafka_bootstrap: str,
+                                                              tmp_path: Path) -> None:
+    """Records already waiting, and records arriving while the tasks open, are read once each:
+    none is skipped by a task opening mid-fetch (the demo once lost its directory that way)."""
+    dep = Deployment(kafka_bootstrap, tmp_path, partitions=4)
+    account = "acct-early"
+    dep.send(Topic.DIRECTORY,
+             {"kind": "inbox", "id": "support", "account_id": account, "type": "inbox"},
+             {"kind": "user", "id": "ed-1", "account_id": account, "name": "Editor",
+              "teams": [], "permissions": ["customer_agent.edit"]})
+    worker = dep.worker()
+    worker.start()
+    try:
+        # Right after "Ready", while the tasks may still be opening.
+        dep.send(Topic.CONFIG_REQUESTS, {
+            "event_id": "cfg-early", "account_id": account, "actor": "ed-1", "occurred_at": T,
+            "config": {"custom_triggers": ["refund"], "process": "live"}})
+        dep.send(Topic.CHAT_MESSAGES, *(message(f"m-early-{i}", "a refund please",
+                                                conversation=f"c-early-{i}", account=account)
+                                        for i in range(20)))
+        out = dep.read([Topic.CONFIG_CHANGES, Topic.HANDOFF_EVENTS],
+                       lambda r: len(of(r, Topic.HANDOFF_EVENTS)) >= 20)
+        (change,) = of(out, Topic.CONFIG_CHANGES, account_id=account)
+        assert change["accepted"] is True, change
+        assert sorted(v["conversation_id"] for v in of(out, Topic.HANDOFF_EVENTS)) == sorted(
+            f"c-early-{i}" for i in range(20))
+    finally:
+        worker.stop()
