@@ -34,7 +34,7 @@ from handoff.ops.metrics import Metrics
 from schemas.topics import INPUT_TOPICS, Topic
 from steps.decide import build_engine
 from steps.holdback import Held, HoldBack
-from steps.intake import InputRecord
+from steps.intake import InputRecord, sequence_ms
 from steps.validation import Limits
 from streams.assignor import TaskAssignor
 from streams.state import Store, changelog_topic, open_store, restore
@@ -50,12 +50,6 @@ def transactional_id(group_id: str, partition: int) -> str:
     """The producer id of task `partition`: stable across restarts and workers, so a new owner
     fences the old one."""
     return f"{group_id}-task-{partition}"
-
-
-def sequence_ms(timestamp_ms: int, now_ms: int) -> int:
-    """A record's time for the hold-back merge. A stamp in the future (a producer's clock ahead,
-    or any number a producer chose) counts as now: it would otherwise hold its partition."""
-    return min(timestamp_ms, now_ms)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
