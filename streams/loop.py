@@ -248,35 +248,27 @@ class ProcessingLoop(Service):
                 task.offsets[tp] = offset
 
     async def _recover(self, task: Task, exc: BaseException) -> None:
-        """A task's transaction failed: abort it and read again from its committed offsets.
-        Fenced means another worker owns the task now: give it up until the group says so."""
-        await task.abort()
+        """A task's transaction failed: abort it, close it and open it again.
+
+        Opening again starts a new producer (a failed one may be unusable), restores only the
+        changelogs' tail and reads the committed offsets afresh, so the records of the aborted
+        cycle are read again. Fenced means another worker may own the task now: wait a session
+        timeout first, and the group revokes it meanwhile if it moved (opening it fences in
+        turn, so a zombie must not do it at once).
+        """
         p = task.partition
         consumer = self.consumer
         assert consumer is not None
-        for tp in self._intake_tps(p):
-            self.holdback.drop(tp)
-        if isinstance(exc, ProducerFenced):
-            # Another producer took the task's id: this worker was taken for dead (paused past
-            # the session timeout), or its transaction timed out. Give the task up; the group
-            # revokes it soon if it moved. If it is still ours after a session timeout, open it
-            # again (which fences in turn).
+        with contextlib.suppress(Exception):
+            consumer.pause(*self._task_tps(p))
+        fenced = isinstance(exc, ProducerFenced)
+        if fenced:
             log.warning("task %s: fenced by a newer owner; leaving it (%r)", p, exc)
-            with contextlib.suppress(Exception):
-                consumer.pause(*self._task_tps(p))
-            await self._close(p)
-            self.restoring[p] = asyncio.ensure_future(
-                self._open(p, delay=self.settings.session_timeout_s))
-            return
-        log.warning("task %s: transaction aborted, reading again from the last commit: %r",
-                    p, exc)
-        for tp in self._task_tps(p):
-            offset = task.committed.get(tp)
-            with contextlib.suppress(Exception):
-                if offset is None:
-                    await consumer.seek_to_committed(tp)
-                else:
-                    consumer.seek(tp, offset)
+        else:
+            log.warning("task %s: transaction aborted, opening the task again: %r", p, exc)
+        await self._close(p)
+        self.restoring[p] = asyncio.ensure_future(
+            self._open(p, delay=self.settings.session_timeout_s if fenced else 0.5))
 
     # -- rebalancing -------------------------------------------------------------------------
 
