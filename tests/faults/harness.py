@@ -544,6 +544,13 @@ class Run:
         lost = [o for o in valid if o not in logged]
         figures.lost_inputs = len(lost)
         figures.sequenced_twice = sum(n - 1 for o, n in logged.items() if n > 1)
+        # The worker's log names each task's transactional id (aiokafka, finding its
+        # transaction coordinator); the broker's transaction log must know each of them too.
+        logs = b"".join(w.log_path.read_bytes() for w in self.workers if w.log_path.exists())
+        unnamed = [p for p in range(s.partitions)
+                   if f"transactional id {s.group_id}-task-{p}".encode() not in logs]
+        if unnamed:
+            figures.failed.append(f"no worker log names the transactional id of tasks {unnamed}")
         ids = await self.transactional_ids()
         figures.transactional_ids = sum(
             1 for p in range(s.partitions) if f"{s.group_id}-task-{p}" in ids)
