@@ -10,13 +10,22 @@ positive when the detector matches.  Metrics:
 * false_positive_rate: ``other`` rows predicted positive / ``other`` rows.
 
 A metric whose denominator is zero is None (JSON null), not 0 or 1.
-Built for ``handoff eval-triggers FILE.csv [--json] [--predictions OUT.csv]``.
+
+Every row also has a *source* (the ``source`` column, else the file's stem);
+`source_group` folds a dataset's files into one name ("github:owner/repo@c:f"
+-> "owner/repo"), and the report counts per source group as well as per
+language.  `leave_one_source_out` builds a detector without each source in
+turn and scores it on that source only: the figure for data the detector was
+not fitted on.
+
+Built for ``handoff eval-triggers FILE.csv... [--json] [--predictions OUT.csv]
+[--leave-one-source-out]``.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -31,14 +40,20 @@ __all__ = [
     "Detector",
     "EvalReport",
     "Prediction",
+    "Row",
+    "RowLike",
     "evaluate",
+    "format_held_out",
+    "leave_one_source_out",
     "predict",
     "read_csv",
+    "read_rows",
+    "source_group",
     "write_predictions",
 ]
 
 LABELS = ("human", "borderline", "other")
-PREDICTION_COLUMNS = ("text", "label", "lang", "predicted", "phrase")
+PREDICTION_COLUMNS = ("text", "label", "lang", "source", "predicted", "phrase")
 _UNKNOWN_LANG = "und"  # ISO 639 "undetermined", for rows with an empty lang
 
 
@@ -46,6 +61,19 @@ class Detector(Protocol):
     """Anything with `HumanRequestDetector.detect`'s signature."""
 
     def detect(self, normalized_text: str) -> HumanRequestMatch | None: ...
+
+
+class Row(NamedTuple):
+    """One labelled row; `source` is the dataset it came from ("" if unknown)."""
+
+    text: str
+    label: str
+    lang: str
+    source: str = ""
+
+
+# Rows may be plain (text, label, lang) triples or `Row`s with a source.
+RowLike = tuple[str, str, str] | Row
 
 
 class Prediction(NamedTuple):
@@ -56,6 +84,14 @@ class Prediction(NamedTuple):
     lang: str
     predicted: bool
     phrase: str | None
+    source: str = ""
+
+
+def source_group(source: str) -> str:
+    """The dataset a source names: "github:owner/repo@commit:path" -> "owner/repo"."""
+    if source.startswith("github:"):
+        return source[len("github:") :].split("@", 1)[0].split(":", 1)[0]
+    return source
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -125,10 +161,11 @@ class Counts:
 
 @dataclass(slots=True)
 class EvalReport:
-    """Overall and per-language results."""
+    """Overall, per-language and per-source results."""
 
     overall: Counts = field(default_factory=Counts)
     by_lang: dict[str, Counts] = field(default_factory=dict)
+    by_source: dict[str, Counts] = field(default_factory=dict)
 
     @classmethod
     def from_predictions(cls, predictions: Iterable[Prediction]) -> EvalReport:
@@ -139,12 +176,17 @@ class EvalReport:
         return report
 
     def add(self, prediction: Prediction) -> None:
-        """Count one prediction overall and under its language."""
+        """Count one prediction overall, under its language and under its source group."""
         self.overall.add(prediction.label, prediction.predicted)
         lang_counts = self.by_lang.get(prediction.lang)
         if lang_counts is None:
             lang_counts = self.by_lang[prediction.lang] = Counts()
         lang_counts.add(prediction.label, prediction.predicted)
+        group = source_group(prediction.source) or _UNKNOWN_SOURCE
+        source_counts = self.by_source.get(group)
+        if source_counts is None:
+            source_counts = self.by_source[group] = Counts()
+        source_counts.add(prediction.label, prediction.predicted)
 
     @property
     def precision(self) -> float | None:
@@ -162,24 +204,55 @@ class EvalReport:
         return self.overall.false_positive_rate
 
     def to_json(self) -> dict[str, object]:
-        """JSON-ready dict: precision, recall, false_positive_rate, by_lang."""
+        """JSON-ready dict: precision, recall, false_positive_rate, by_lang, by_source."""
         return {
             "precision": self.precision,
             "recall": self.recall,
             "false_positive_rate": self.false_positive_rate,
             "by_lang": {lang: self.by_lang[lang].to_json() for lang in sorted(self.by_lang)},
+            "by_source": {
+                name: self.by_source[name].to_json() for name in sorted(self.by_source)
+            },
         }
 
-    def format_table(self) -> str:
-        """Fixed-width table, one line per language and a total line."""
-        header = ("lang", "rows", "human", "border", "other", "TP", "B+", "O+",
-                  "precision", "recall", "FPR")
-        lines = [_row(header)]
-        for lang in sorted(self.by_lang):
-            lines.append(_row(_cells(lang, self.by_lang[lang])))
-        lines.append(_row(_cells("all", self.overall)))
-        rule = "-" * len(lines[0])
-        return "\n".join([lines[0], rule, *lines[1:-1], rule, lines[-1]])
+    def format_table(self, by_source: bool = False) -> str:
+        """Fixed-width table, one line per language and a total line.
+
+        With `by_source`, a second table gives one line per source group.
+        """
+        table = _table("lang", self.by_lang, self.overall)
+        if by_source:
+            table += "\n\n" + _table("source", self.by_source, self.overall)
+        return table
+
+
+_UNKNOWN_SOURCE = "unknown"
+
+
+def _table(title: str, groups: dict[str, Counts], overall: Counts) -> str:
+    header = (title, "rows", "human", "border", "other", "TP", "B+", "O+",
+              "precision", "recall", "FPR")
+    width = max([_WIDTHS[0], *(len(name) + 1 for name in groups)])
+    lines = [_row(header, width)]
+    for name in sorted(groups):
+        lines.append(_row(_cells(name, groups[name]), width))
+    lines.append(_row(_cells("all", overall), width))
+    rule = "-" * len(lines[0])
+    return "\n".join([lines[0], rule, *lines[1:-1], rule, lines[-1]])
+
+
+def format_held_out(results: dict[str, Counts]) -> str:
+    """Table of `leave_one_source_out` results, with the pooled held-out total."""
+    pooled = Counts()
+    for counts in results.values():
+        pooled.rows += counts.rows
+        pooled.human += counts.human
+        pooled.borderline += counts.borderline
+        pooled.other += counts.other
+        pooled.true_positives += counts.true_positives
+        pooled.borderline_positives += counts.borderline_positives
+        pooled.other_positives += counts.other_positives
+    return _table("held out", results, pooled)
 
 
 def _percent(value: float | None) -> str:
@@ -198,9 +271,9 @@ def _cells(name: str, counts: Counts) -> tuple[str, ...]:
 _WIDTHS = (6, 7, 6, 7, 7, 6, 5, 5, 10, 8, 7)
 
 
-def _row(cells: tuple[str, ...]) -> str:
+def _row(cells: tuple[str, ...], first_width: int = _WIDTHS[0]) -> str:
     first, *rest = cells
-    return first.ljust(_WIDTHS[0]) + "".join(
+    return first.ljust(first_width) + "".join(
         cell.rjust(width) for cell, width in zip(rest, _WIDTHS[1:], strict=True)
     )
 
@@ -210,6 +283,13 @@ def read_csv(path: Path | str) -> Iterator[tuple[str, str, str]]:
 
     Raises ValueError for missing columns or a label outside LABELS.
     """
+    for row in read_rows(path):
+        yield row.text, row.label, row.lang
+
+
+def read_rows(path: Path | str) -> Iterator[Row]:
+    """Like `read_csv`, with each row's ``source`` column (the file's stem if none)."""
+    default_source = Path(path).stem
     # utf-8-sig: spreadsheets often prepend a BOM, which would rename "text".
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -223,25 +303,53 @@ def read_csv(path: Path | str) -> Iterator[tuple[str, str, str]]:
                     f"{path}:{reader.line_num}: label {row['label']!r} is not one of {LABELS}"
                 )
             lang = (row["lang"] or "").strip().lower() or _UNKNOWN_LANG
-            yield row["text"] or "", label, lang
+            source = (row.get("source") or "").strip() or default_source
+            yield Row(row["text"] or "", label, lang, source)
 
 
-def predict(rows: Iterable[tuple[str, str, str]], detector: Detector) -> Iterator[Prediction]:
+def _source_of(row: RowLike) -> str:
+    return row[3] if len(row) > 3 else ""
+
+
+def predict(rows: Iterable[RowLike], detector: Detector) -> Iterator[Prediction]:
     """Run the detector on each row's normalised text."""
-    for text, label, lang in rows:
+    for row in rows:
+        text, label, lang = row[0], row[1], row[2]
         match = detector.detect(normalize(text))
-        yield Prediction(text, label, lang, match is not None, None if match is None else match.phrase)
+        yield Prediction(
+            text, label, lang, match is not None, None if match is None else match.phrase,
+            _source_of(row),
+        )
 
 
-def evaluate(rows: Iterable[tuple[str, str, str]], detector: Detector) -> EvalReport:
-    """Evaluate `detector` on (text, label, lang) rows."""
+def evaluate(rows: Iterable[RowLike], detector: Detector) -> EvalReport:
+    """Evaluate `detector` on (text, label, lang[, source]) rows."""
     return EvalReport.from_predictions(predict(rows, detector))
 
 
+def leave_one_source_out(
+    rows: Sequence[RowLike], build: Callable[[list[RowLike]], Detector]
+) -> dict[str, Counts]:
+    """For each source group: ``build`` a detector from the other rows, score it on this one.
+
+    `build` receives the training rows; a detector with nothing fitted to data
+    may ignore them, and then each figure is simply its score on that source.
+    """
+    groups: dict[str, list[RowLike]] = {}
+    for row in rows:
+        groups.setdefault(source_group(_source_of(row)) or _UNKNOWN_SOURCE, []).append(row)
+    results: dict[str, Counts] = {}
+    for name in sorted(groups):
+        held_out = groups[name]
+        training = [row for other, part in groups.items() if other != name for row in part]
+        results[name] = evaluate(held_out, build(training)).overall
+    return results
+
+
 def write_predictions(
-    path: Path | str, rows: Iterable[tuple[str, str, str]], detector: Detector
+    path: Path | str, rows: Iterable[RowLike], detector: Detector
 ) -> EvalReport:
-    """Write text,label,lang,predicted (1/0),phrase per row; return the report too.
+    """Write text,label,lang,source,predicted (1/0),phrase per row; return the report too.
 
     Returning the report lets a caller consume a one-shot row iterator once.
     """
@@ -252,7 +360,7 @@ def write_predictions(
         for prediction in predict(rows, detector):
             report.add(prediction)
             writer.writerow((
-                prediction.text, prediction.label, prediction.lang,
+                prediction.text, prediction.label, prediction.lang, prediction.source,
                 1 if prediction.predicted else 0, prediction.phrase or "",
             ))
     return report

@@ -10,11 +10,18 @@ import pytest
 
 from handoff.triggers.evaluate import (
     EvalReport,
+    Row,
+    RowLike,
     evaluate,
+    format_held_out,
+    leave_one_source_out,
     read_csv,
+    read_rows,
+    source_group,
     write_predictions,
 )
 from handoff.triggers.human_request import HumanRequestDetector, HumanRequestMatch
+from handoff.triggers.normalize import normalize
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +64,7 @@ def test_metric_definitions() -> None:
 
 def test_to_json_shape() -> None:
     data = evaluate(ROWS, KeywordDetector()).to_json()
-    assert list(data) == ["precision", "recall", "false_positive_rate", "by_lang"]
+    assert list(data) == ["precision", "recall", "false_positive_rate", "by_lang", "by_source"]
     by_lang = data["by_lang"]
     assert isinstance(by_lang, dict)
     assert list(by_lang) == ["en", "nb"]
@@ -79,6 +86,7 @@ def test_empty_report() -> None:
     report = EvalReport()
     assert report.to_json() == {
         "precision": None, "recall": None, "false_positive_rate": None, "by_lang": {},
+        "by_source": {},
     }
     assert "all" in report.format_table()
 
@@ -109,10 +117,65 @@ def test_write_predictions(tmp_path: Path) -> None:
     assert report.to_json() == evaluate(ROWS, KeywordDetector()).to_json()
     with open(out, encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["text", "label", "lang", "predicted", "phrase"]
-    assert rows[1] == ["yes", "human", "en", "1", "yes"]
-    assert rows[3] == ["no", "human", "en", "0", ""]
+    assert rows[0] == ["text", "label", "lang", "source", "predicted", "phrase"]
+    assert rows[1] == ["yes", "human", "en", "", "1", "yes"]
+    assert rows[3] == ["no", "human", "en", "", "0", ""]
     assert len(rows) == len(ROWS) + 1
+
+
+def test_report_counts_per_source_group() -> None:
+    rows = [
+        Row("yes", "human", "en", "github:a/one@c1:x.csv"),
+        Row("no", "human", "en", "github:a/one@c1:y.csv"),  # same dataset, other file
+        Row("yes", "other", "nb", "handwritten-nb"),
+    ]
+    report = evaluate(rows, KeywordDetector())
+    assert sorted(report.by_source) == ["a/one", "handwritten-nb"]
+    assert report.by_source["a/one"].recall == pytest.approx(0.5)
+    assert report.by_source["handwritten-nb"].false_positive_rate == 1.0
+    assert "handwritten-nb" in report.format_table(by_source=True)
+    assert source_group("github:o/r@abc:data/f.csv") == "o/r"
+
+
+def test_read_rows_defaults_the_source_to_the_file_stem(tmp_path: Path) -> None:
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label,lang\nhi,other,en\n", encoding="utf-8")
+    assert list(read_rows(path)) == [Row("hi", "other", "en", "mine")]
+
+
+class _MemorisingDetector:
+    """Matches exactly the human texts it was built from: useless on unseen rows."""
+
+    def __init__(self, training: list[RowLike]) -> None:
+        self.known = {normalize(row[0]) for row in training if row[1] == "human"}
+
+    def detect(self, normalized_text: str) -> HumanRequestMatch | None:
+        if normalized_text in self.known:
+            return HumanRequestMatch("xx", "", "", "t:1", 0, 0)
+        return None
+
+
+def test_leave_one_source_out_never_scores_a_source_it_was_built_from() -> None:
+    rows: list[RowLike] = [
+        Row("agent please", "human", "en", "s1"),
+        Row("agent please", "human", "en", "s2"),
+        Row("a person now", "human", "en", "s2"),
+        Row("refund", "other", "en", "s1"),
+    ]
+    built_from: list[set[str]] = []
+
+    def build(training: list[RowLike]) -> _MemorisingDetector:
+        built_from.append({row[3] for row in training if len(row) > 3})
+        return _MemorisingDetector(training)
+
+    folds = leave_one_source_out(rows, build)
+    assert built_from == [{"s2"}, {"s1"}]
+    # Memorised on the whole set, recall would be 1.0; held out, the unseen
+    # "a person now" is missed.
+    assert folds["s1"].recall == 1.0
+    assert folds["s2"].recall == pytest.approx(0.5)
+    assert evaluate(rows, _MemorisingDetector(rows)).recall == 1.0
+    assert "s2" in format_held_out(folds)
 
 
 def _dev_csv() -> Path | None:
