@@ -30,11 +30,15 @@ class DirectRouting(Record):
 
 
 class WorkflowRouting(Record):
-    """Ticket-based workflow: a ticket in a help desk, assigned by the workflow's rules."""
+    """Ticket-based workflow: a ticket in a help desk, assigned by the workflow's rules.
+
+    Without `destination` (contract v1.1) the ticket goes to the account's help desk when it
+    has exactly one; the accepted settings name it (see `handoff/core/settings.py`).
+    """
 
     mode: Literal["workflow"]
     workflow_id: Annotated[str, Field(min_length=1)]
-    destination: Annotated[str, Field(min_length=1)]
+    destination: Annotated[str, Field(min_length=1)] | None = None
 
 
 Routing = Annotated[DirectRouting | WorkflowRouting, Field(discriminator="mode")]

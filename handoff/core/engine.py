@@ -13,7 +13,7 @@ from hashlib import blake2b
 from pydantic import BaseModel
 
 from handoff.core.routing import Facts, Routed, route_direct, route_workflow
-from handoff.core.settings import check_config, check_permission
+from handoff.core.settings import check_config, check_permission, help_desks
 from handoff.core.state import (
     RECENT_EVENT_IDS,
     AccountSettings,
@@ -168,12 +168,14 @@ class Engine:
             inbox_id = routing.destination or next(iter(account.inboxes), None)
             routed = route_direct(store, account, routing, config.process, facts)
         else:
-            inbox_id = routing.destination
+            # Accepted settings always name the help desk (settings.check_config fills in the
+            # account's only one); a what-if proposal of `handoff simulate` may not.
+            inbox_id = routing.destination or next(iter(help_desks(account)), "")
             ticket_id = derive_id("ticket", *parts)
             decision.emits.append(Emit(Topic.TICKETS_CREATED, conv.conversation_id, TicketCreated(
                 event_id=derive_id("ticket-created", *parts), ticket_id=ticket_id,
                 conversation_id=conv.conversation_id, account_id=conv.account_id,
-                help_desk_id=routing.destination, workflow_id=routing.workflow_id,
+                help_desk_id=inbox_id, workflow_id=routing.workflow_id,
                 channel=conv.channel, subject=_subject(conv, trigger), trigger=trigger,
                 config_version=settings.version, occurred_at=at)))
             routed = route_workflow(store, account, account.workflows.get(routing.workflow_id),

@@ -76,6 +76,26 @@ def unknown_fields(raw: dict[str, object]) -> list[FieldError]:
     return errors
 
 
+def help_desks(account: AccountState) -> list[str]:
+    """The account's help desks in directory order, as the editor knows them."""
+    return [i.id for i in account.inboxes.values() if i.type is InboxType.HELP_DESK]
+
+
+def only_help_desk(account: AccountState) -> tuple[str | None, str]:
+    """The account's one help desk, or None and why a workflow without a destination cannot be
+    saved (naming the help desks to choose from)."""
+    found = [i for i in account.inboxes.values() if i.type is InboxType.HELP_DESK]
+    if len(found) == 1:
+        return found[0].id, ""
+    if not found:
+        return None, (f"account {account.account_id} has no help desk, and ticket-based "
+                      "workflows need one: add a help desk to the account's directory")
+    names = ", ".join(f"{i.name} ({i.id})" if i.name and i.name != i.id else i.id
+                      for i in found)
+    return None, (f"account {account.account_id} has {len(found)} help desks; choose the one "
+                  f"for the tickets: {names}")
+
+
 def check_config(raw: dict[str, object], account: AccountState
                  ) -> tuple[HandoffConfig | None, list[FieldError]]:
     """Validate a config against the contract and the account's directory."""
@@ -96,7 +116,16 @@ def check_config(raw: dict[str, object], account: AccountState
             errors.append(FieldError(f"messages.{name}",
                                      "is blank; write the message the visitor should see"))
     routing = config.routing
-    if routing.destination is not None:
+    if isinstance(routing, WorkflowRouting) and routing.destination is None:
+        help_desk, why = only_help_desk(account)
+        if help_desk is None:
+            errors.append(FieldError("routing.destination", why))
+        else:
+            # Accepted as "the account's help desk" and saved naming it: the tickets of this
+            # version go there even if the directory gains a second help desk later.
+            routing = routing.model_copy(update={"destination": help_desk})
+            config = config.model_copy(update={"routing": routing})
+    elif routing.destination is not None:
         inbox = account.inboxes.get(routing.destination)
         if inbox is None:
             errors.append(FieldError("routing.destination",

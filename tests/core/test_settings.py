@@ -160,3 +160,55 @@ def test_handoff_ticket_and_assignment_carry_the_version_they_were_decided_with(
     versions = {topic: value["config_version"] for topic, _, value in out
                 if "config_version" in value}
     assert versions == {"handoff.events": 2, "tickets.created": 2, "assignments": 2}
+
+
+# -- v1.1: a workflow without a destination goes to the account's help desk ------------------
+
+
+def test_a_workflow_without_destination_uses_the_accounts_only_help_desk() -> None:
+    run = directory_run()
+    change = outcome(run, "cfg-1", {"custom_triggers": ["refund"], "routing": {
+        "mode": "workflow", "workflow_id": "wf-1"}})
+    assert (change["accepted"], change["version"]) == (True, 1)
+    # Saved naming the help desk it resolved to, so the version says where tickets go.
+    assert settings(run).config.routing.model_dump() == {
+        "mode": "workflow", "workflow_id": "wf-1", "destination": "helpdesk"}
+    out = run.feed(b.chat("m-1", "refund please", conversation="c-hd"))
+    (ticket,) = run.topic("tickets.created", out)
+    (assignment,) = run.topic("assignments", out)
+    assert (ticket["help_desk_id"], assignment["inbox_id"]) == ("helpdesk", "helpdesk")
+    # A second help desk later does not move this version's tickets.
+    run.feed(b.inbox("returns", "help_desk"))
+    out = run.feed(b.chat("m-2", "refund please", conversation="c-hd-2"))
+    assert run.topic("tickets.created", out)[0]["help_desk_id"] == "helpdesk"
+
+
+def test_a_workflow_without_destination_and_no_help_desk_is_refused() -> None:
+    run = Run()
+    run.feed(b.inbox("support"), b.user("u-admin", permissions=(EDIT,)),
+             b.workflow("wf-1", [{"when": {}, "assign": {"user": "u-admin"}}]))
+    change = outcome(run, "cfg-1", {"routing": {"mode": "workflow", "workflow_id": "wf-1"}})
+    assert (change["accepted"], change["reason"]) == (False, (
+        "routing.destination: account acme has no help desk, and ticket-based workflows need "
+        "one: add a help desk to the account's directory"))
+    assert settings(run).version == 0
+
+
+def test_a_workflow_without_destination_and_several_help_desks_names_them() -> None:
+    run = directory_run()
+    run.feed(seq_inbox("returns", "Returns"))
+    change = outcome(run, "cfg-1", {"routing": {"mode": "workflow", "workflow_id": "wf-1"}})
+    assert (change["accepted"], change["reason"]) == (False, (
+        "routing.destination: account acme has 2 help desks; choose the one for the tickets: "
+        "helpdesk, Returns (returns)"))
+    assert settings(run).version == 0
+    # Naming one of them is accepted.
+    change = outcome(run, "cfg-2", {"routing": {"mode": "workflow", "workflow_id": "wf-1",
+                                                "destination": "returns"}})
+    assert (change["accepted"], settings(run).config.routing.destination) == (True, "returns")
+
+
+def seq_inbox(ident: str, name: str) -> Any:
+    record = {"kind": "inbox", "id": ident, "account_id": "acme", "type": "help_desk",
+              "name": name}
+    return b.seq("directory", "acme", record, key=f"inbox:{ident}", occurred_at=b.T0)

@@ -152,8 +152,12 @@
     const kind = (i) => i.name + (i.type === "help_desk" ? " (help desk)" : " (inbox)");
     fillSelect($("#destination"), options.inboxes.map((i) => [i.id, kind(i)]),
       routing.mode === "direct" ? routing.destination : "", "The account's first inbox");
-    fillSelect($("#helpdesk"), options.inboxes.filter((i) => i.type === "help_desk").map((i) => [i.id, i.name]),
-      routing.mode === "workflow" ? routing.destination : "", "Choose a help desk");
+    // Without a choice the ticket goes to the account's help desk when it has exactly one
+    // (contract v1.1); with none or several the API names the help desks to choose from.
+    const desks = options.inboxes.filter((i) => i.type === "help_desk");
+    fillSelect($("#helpdesk"), desks.map((i) => [i.id, i.name]),
+      routing.mode === "workflow" ? routing.destination : "",
+      desks.length === 1 ? "The account's help desk (" + desks[0].name + ")" : "Choose a help desk");
     fillSelect($("#workflow"), options.workflows.map((w) => [w.workflow_id, w.name]),
       routing.mode === "workflow" ? routing.workflow_id : "", "Choose a workflow");
     const chosen = new Set((routing.assignees || []).map((a) => a.type + ":" + a.id));
@@ -188,7 +192,8 @@
   function collect() {
     const mode = currentMode();
     const routing = mode === "workflow"
-      ? { mode, workflow_id: $("#workflow").value, destination: $("#helpdesk").value }
+      ? Object.assign({ mode, workflow_id: $("#workflow").value },
+        $("#helpdesk").value ? { destination: $("#helpdesk").value } : {})
       : {
         mode,
         destination: $("#destination").value || null,
