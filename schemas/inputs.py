@@ -11,6 +11,8 @@ from schemas.common import Channel, Record, Sender, Timestamp, TriggerKind
 
 # Ids are opaque strings; an empty one can never be looked up again, so it is refused.
 Id = Annotated[str, Field(min_length=1, max_length=256)]
+# The longest refusal reason a config request may carry (the API shortens longer ones).
+MAX_REFUSAL_LENGTH = 20_000
 
 
 class ChatMessage(Record):
@@ -185,3 +187,10 @@ class ConfigRequest(Record):
     actor: Id
     occurred_at: Timestamp
     config: dict[str, Any]
+    # Extension (v1.1): the HTTP API refused this request itself (403, 412, 422) and says why.
+    # The stream records the refusal on `handoff.config.changes` like its own and changes
+    # nothing, so every refused change is audited once, by the one place that decides.
+    refused: Annotated[str, Field(min_length=1, max_length=MAX_REFUSAL_LENGTH)] | None = None
+    # Extension (v1.1): accept only if the account's settings are still at this version (the
+    # `If-Match` of a PUT); otherwise the request is refused as stale.
+    if_version: Annotated[int, Field(ge=0)] | None = None

@@ -22,7 +22,7 @@ from handoff.core.state import (
 )
 from handoff.core.store import Decision, Emit, Overlay, StateReader, Table
 from handoff.core.triggers import Fired, Matchers, detect
-from schemas.common import Process, Sender, UnassignedChat
+from schemas.common import Process, Sender, UnassignedChat, format_timestamp
 from schemas.inputs import (
     ControlAction,
     ConversationAction,
@@ -294,7 +294,11 @@ class Engine:
         if request.event_id == current.event_id or request.event_id in current.recent_request_ids:
             return  # a redelivered request that was already decided
         seen = (*current.recent_request_ids, request.event_id)[-RECENT_EVENT_IDS:]
-        refusal = check_permission(request, account)
+        # Refused by the HTTP API (403, 412, 422): recorded as it said, whatever the state now.
+        refusal = request.refused or check_permission(request, account)
+        if refusal is None and request.if_version is not None \
+                and request.if_version != current.version:
+            refusal = stale_reason(current, request.if_version)
         config = None
         if refusal is None:
             config, errors = check_config(request.config, account)
@@ -316,6 +320,15 @@ class Engine:
             event_id=derive_id("config-change", request.account_id, request.event_id),
             account_id=request.account_id, actor=request.actor, accepted=refusal is None,
             reason=refusal, version=version, occurred_at=request.occurred_at)))
+
+
+def stale_reason(current: AccountSettings, based_on: int) -> str:
+    """Why a change based on an older version is refused: who saved the current one, when."""
+    saved = (f"version {current.version} was saved by {current.actor} at "
+             f"{format_timestamp(current.occurred_at)}" if current.occurred_at is not None
+             else f"version {current.version} is current")
+    return (f"the settings changed since version {based_on} that this change was based on: "
+            f"{saved}; load them again and redo the change")
 
 
 def _subject(conv: ConversationState, trigger: Trigger) -> str:

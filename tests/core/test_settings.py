@@ -212,3 +212,41 @@ def seq_inbox(ident: str, name: str) -> Any:
     record = {"kind": "inbox", "id": ident, "account_id": "acme", "type": "help_desk",
               "name": name}
     return b.seq("directory", "acme", record, key=f"inbox:{ident}", occurred_at=b.T0)
+
+
+# -- v1.1: refusals made by the API, and changes based on an older version ---------------------
+
+
+def test_a_request_the_api_refused_is_recorded_as_refused_and_changes_nothing() -> None:
+    run = directory_run()
+    # Even an editor's valid config: the API decided (say the permission was revoked there).
+    out = run.feed(request("cfg-1", {"process": "none"},
+                           refused="user u-admin lacks the customer_agent.edit permission"))
+    assert [t for t, _, _ in out] == ["handoff.config.changes"]
+    change = out[0][2]
+    assert (change["accepted"], change["actor"], change["reason"], change["version"]) == (
+        False, "u-admin", "user u-admin lacks the customer_agent.edit permission", None)
+    assert settings(run).version == 0
+    # Sequenced twice (intake re-forwards after a crash): still one record.
+    assert run.feed(b.config("cfg-1", {"process": "none"})) == []
+
+
+def test_a_change_based_on_an_older_version_is_refused_as_stale() -> None:
+    run = directory_run()
+    first = run.feed(request("cfg-1", {"process": "async"}, if_version=0))
+    assert first[0][2]["accepted"] and settings(run).version == 1
+    stale = run.feed(request("cfg-2", {"process": "none"}, if_version=0))[0][2]
+    assert (stale["accepted"], stale["version"]) == (False, None)
+    assert stale["reason"] == (
+        "the settings changed since version 0 that this change was based on: version 1 was "
+        f"saved by u-admin at {b.T0}; load them again and redo the change")
+    assert settings(run).config.process.value == "async"
+    current = run.feed(request("cfg-3", {"process": "none"}, if_version=1))[0][2]
+    assert (current["accepted"], current["version"]) == (True, 2)
+
+
+def request(event_id: str, cfg: dict[str, Any], **fields: Any) -> Any:
+    """A config request with the v1.1 fields the API sets (`refused`, `if_version`)."""
+    return b.seq("handoff.config.requests", "acme", {
+        "event_id": event_id, "account_id": "acme", "actor": "u-admin", "occurred_at": b.T0,
+        "config": cfg, **fields})
