@@ -11,6 +11,8 @@ File format (UTF-8, one pattern per line; the language is the file stem):
     !! phone number                        "!!": veto, cancels the whole message
     {@verb} me to + [a|the] + {@who}       " + ": the next piece must follow directly
     ~ human person someone                 words that also match with one typo
+    ~+ to with is                          words people run into a "~" word ("tosomeone")
+    ~! humane persona                      real words that are never read as typos
 
 Braces nest, "{@name}" (or an alternative "@name") splices a macro, and an
 empty alternative makes a slot optional.  Every expansion is passed through
@@ -28,11 +30,16 @@ is longer and contains the whole veto ("don't want to talk to a bot" is a
 positive that contains the veto "don't want to").  Repeating a positive
 phrase as a veto therefore switches it off.
 
-Words listed on a "~" line (five letters or more) also match with one typo:
-one letter dropped (not the first) or two neighbouring letters swapped
-("huamn", "persn", "somone"), in every pattern of every file.  Substituted
-letters are not covered: that variant space is large and collides with real
-words.
+Words listed on a "~" line (five letters or more) also match with one typo,
+in every pattern of every file: a letter dropped (the first only in words of
+six letters or more: "omeone"), two neighbouring letters swapped ("huamn"),
+a letter doubled ("talkking"), a key next to a letter typed beside it
+("assistgant") or instead of it ("hunan", "petson"); the first letter is
+never replaced.  A "~" word also matches run together with a "~" or "~+"
+word before it ("tosomeone", "humanagent").  A variant that is a pattern word
+itself or a "~!" word is never corrected: "~!" lists real words one typo away
+from a "~" word ("humane" from "humans"), and `data/not_typos.txt` lists such
+words from the dictionaries of the supported languages.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from handoff.triggers.normalize import normalize
 
 __all__ = [
     "MAX_EXPANSIONS_PER_PIECE",
+    "MIN_INITIAL_DROP_LEN",
     "MIN_TYPO_LEN",
     "PatternError",
     "PatternKind",
@@ -86,6 +94,8 @@ class PatternKind(enum.Enum):
     VETO = "veto"  # cancels positives it overlaps
     MESSAGE_VETO = "message_veto"  # cancels every positive in the message
     TYPOS = "typos"  # words whose one-typo variants are corrected before matching
+    TYPO_GLUE = "typo_glue"  # words that may be run into a typo word before it
+    NOT_TYPOS = "not_typos"  # real words never corrected as a typo
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +221,47 @@ def _normalised(raw: list[str]) -> list[str]:
     return list(seen)
 
 
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def _keyboard_neighbours() -> dict[str, str]:
+    """Keys touching each letter on a QWERTY keyboard (rows are staggered)."""
+    where = {ch: (r, i) for r, row in enumerate(_KEYBOARD_ROWS) for i, ch in enumerate(row)}
+    near: dict[str, str] = {}
+    for ch, (r, i) in where.items():
+        spots = [(r, i - 1), (r, i + 1), (r - 1, i), (r - 1, i + 1), (r + 1, i - 1), (r + 1, i)]
+        near[ch] = "".join(
+            _KEYBOARD_ROWS[row][col]
+            for row, col in spots
+            if 0 <= row < len(_KEYBOARD_ROWS) and 0 <= col < len(_KEYBOARD_ROWS[row])
+        )
+    return near
+
+
+_NEAR = _keyboard_neighbours()
+# Words this long may lose their first letter too ("omeone"); shorter ones
+# would collide with real words ("agent" -> "gent").
+MIN_INITIAL_DROP_LEN = 6
+
+
 def typo_variants(word: str) -> set[str]:
-    """One-typo forms of `word`: a non-initial letter dropped, or neighbours swapped."""
-    variants = {word[:i] + word[i + 1 :] for i in range(1, len(word))}
+    """One-typo forms of `word` (see the module docstring); the first letter stays typed."""
+    size = len(word)
+    variants = {word[:i] + word[i + 1 :] for i in range(1, size)}
+    if size >= MIN_INITIAL_DROP_LEN:
+        variants.add(word[1:])
     variants.update(
-        word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)
+        word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(size - 1)
     )
+    for i in range(1, size + 1):
+        # Inserted after letter i-1: itself again, or a key next to it or to
+        # the letter that follows.
+        extra = set(word[i - 1] + _NEAR.get(word[i - 1], ""))
+        if i < size:
+            extra.update(_NEAR.get(word[i], ""))
+        variants.update(word[:i] + ch + word[i:] for ch in extra)
+    for i in range(1, size):
+        variants.update(word[:i] + ch + word[i + 1 :] for ch in _NEAR.get(word[i], ""))
     variants.discard(word)
     return variants
 
@@ -236,6 +281,12 @@ def parse_lines(lines: list[str], source: str) -> Iterator[PatternLine]:
     for line_no, raw_line in enumerate(lines, start=1):
         line = _strip_comment(raw_line)
         if not line:
+            continue
+        if line.startswith(("~+", "~!")):
+            kind = PatternKind.TYPO_GLUE if line[1] == "+" else PatternKind.NOT_TYPOS
+            words = tuple(normalize(line[2:]).split())
+            if words:
+                yield PatternLine(kind, source, line_no, line, (words,))
             continue
         if line.startswith("~"):
             words = tuple(w for w in normalize(line[1:]).split() if len(w) >= MIN_TYPO_LEN)
