@@ -41,6 +41,15 @@ class ErrorBody(Record):
     errors: list[FieldErrorBody] = []
 
 
+class ConflictBody(ErrorBody):
+    """412: the `If-Match` of a PUT named a version that is no longer the current one; the
+    current version, who saved it and when (extension, contract v1.1)."""
+
+    version: int
+    actor: str | None = None
+    updated_at: Timestamp | None = None
+
+
 class SettingsBody(Record):
     """An account's settings as accepted (version 0: the defaults, never saved)."""
 

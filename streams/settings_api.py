@@ -16,10 +16,21 @@ there (401 costs no hop) and then forwarded, body and all, to the holder (Faust'
 `@app.table_route` would drop a PUT's body and hash keys as the table codec spells them), which
 answers from its tables. Every worker reads all tokens, so any of them can take any request.
 
-A PUT is checked first with the same functions the stream uses (`handoff/core/settings.py`),
-so a bad config never reaches Kafka; a good one is published to `handoff.config.requests` and
-the answer is the `handoff.config.changes` record the stream makes of it (the stream decides:
-the version, and a refusal when the directory changed in between).
+A PUT is checked first with the same functions the stream uses (`handoff/core/settings.py`);
+a good one is published to `handoff.config.requests` and the answer is the
+`handoff.config.changes` record the stream makes of it (the stream decides: the version, and a
+refusal when the directory or the version changed in between).
+
+Refusals are audited (contract v1.1) by the stream, not here: a PUT this API refuses (403 for
+an authenticated user, 412, 422) is published too, marked `refused` with the reason, and the
+stream records it on `handoff.config.changes` like its own refusals. One writer per account
+(the account's task), one record per request (its id is derived from the request's, and the
+stream drops a request sequenced twice), and `handoff replay` reproduces it from the account
+log like every other output. A request without a valid token (401) names nobody: it is logged.
+
+Concurrent editors: GET answers `ETag: "<version>"`; a PUT with `If-Match` is refused with 412
+(and the current version, who saved it and when) unless that version is current, here first
+and again by the stream (`if_version`), so a save that raced another one is refused too.
 """
 
 from __future__ import annotations
@@ -41,12 +52,13 @@ from pydantic import BaseModel, ValidationError
 
 from handoff.api.openapi import openapi_document
 from handoff.api.tokens import TokenStore, topic_partitions
-from handoff.core.engine import derive_id
+from handoff.core.engine import STALE_PREFIX, derive_id, stale_reason
 from handoff.core.settings import FieldError, check_config, check_permission, unknown_fields
 from handoff.core.state import AccountSettings, AccountState
 from handoff.core.store import Overlay, StateReader, Table
 from handoff.kafka_clients import client_kwargs
 from schemas.api import (
+    ConflictBody,
     ErrorBody,
     FieldErrorBody,
     HistoryBody,
@@ -58,7 +70,7 @@ from schemas.api import (
     ValidationBody,
 )
 from schemas.codec import dumps
-from schemas.inputs import ConfigRequest
+from schemas.inputs import MAX_REFUSAL_LENGTH, ConfigRequest
 from schemas.outputs import ConfigChange
 from schemas.topics import Topic, partition_for
 from streams.topology import Topology
@@ -81,12 +93,44 @@ class Refusal(Exception):
     """An answer other than 200, with the body every refusal has."""
 
     def __init__(self, status: int, error: str, errors: list[FieldError] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, body: ErrorBody | None = None) -> None:
         super().__init__(error)
         self.status = status
-        self.body = ErrorBody(error=error, errors=[
-            FieldErrorBody(field=e.field, message=e.message) for e in errors or []])
+        self.errors = list(errors or [])
+        self.body = body or ErrorBody(error=error, errors=[
+            FieldErrorBody(field=e.field, message=e.message) for e in self.errors])
         self.headers = headers or {}
+        # Already on `handoff.config.changes` (the stream refused it): not to be audited again.
+        self.audited = False
+
+    @property
+    def reason(self) -> str:
+        """The refusal in the words the stream uses on `handoff.config.changes`."""
+        listed = "; ".join(str(e) for e in self.errors)
+        if any(e.field for e in self.errors):
+            return listed  # as the stream says it: each field and what to fix
+        return f"{self}: {listed}" if listed else str(self)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match(header: str | None) -> set[int] | None:
+    """The versions an `If-Match` header accepts; None when any will do (absent, `*`).
+
+    An entity tag that is not one of ours matches no version (RFC 9110: 412).
+    """
+    if header is None or not header.strip() or header.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for tag in header.split(","):
+        tag = tag.strip().removeprefix("W/").strip()
+        if len(tag) >= 2 and tag[0] == tag[-1] == '"':
+            tag = tag[1:-1]
+        if tag.isdigit() and len(tag) < 19:
+            versions.add(int(tag))
+    return versions
 
 
 @dataclass
@@ -252,7 +296,7 @@ class SettingsApi:
             raise Refusal(503, "the account's partition is moving; try again",
                           headers={"Retry-After": "2"})
         headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in ("authorization", "content-type", "accept")}
+                   if k.lower() in ("authorization", "content-type", "accept", "if-match")}
         headers[FORWARDED_HEADER] = self.me
         target = url.rstrip("/") + str(request.rel_url)
         body = await request.read()
@@ -262,9 +306,9 @@ class SettingsApi:
                                        timeout=aiohttp.ClientTimeout(
                                            total=OUTCOME_TIMEOUT_S + 10)) as answer:
                 data = await answer.read()
-                extra = {k: v for k, v in answer.headers.items()
-                         if k in ("WWW-Authenticate", "Retry-After", "Cache-Control",
-                                  SERVED_BY_HEADER)}
+                extra = {k: answer.headers[k] for k in (
+                    "WWW-Authenticate", "Retry-After", "Cache-Control", "ETag", SERVED_BY_HEADER)
+                    if k in answer.headers}
                 return view.bytes(data, content_type=answer.content_type, status=answer.status,
                                   headers=extra)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -273,10 +317,20 @@ class SettingsApi:
 
     async def serve(self, view: web.View, request: web.Request, account_id: str,
                     handler: Callable[[web.Request, str, str, AccountState],
-                                      Awaitable[tuple[int, BaseModel]]]) -> web.Response:
-        """Authenticate, route to the account's worker, check the permission, then handle."""
+                                      Awaitable[tuple[int, BaseModel]]],
+                    change: bool = False) -> web.Response:
+        """Authenticate, route to the account's worker, check the permission, then handle.
+
+        `change`: the request attempts a settings change, so a 403 is audited.
+        """
         try:
-            user = self.authenticate(request)
+            try:
+                user = self.authenticate(request)
+            except Refusal as refused:
+                if change and refused.status == 401:
+                    log.warning("settings change for account %s refused (401, no actor): %s",
+                                account_id, refused)
+                raise
             url = self.owner(account_id)
             if url is not None:
                 return await self.forward(view, request, url)
@@ -285,12 +339,64 @@ class SettingsApi:
                 event_id="api-permission-check", account_id=account_id, actor=user,
                 occurred_at=datetime.now(UTC), config={}), account)
             if refusal is not None:
+                if change:
+                    await self.audit(request, account_id, user, Refusal(403, refusal))
                 raise Refusal(403, refusal)
             status, body = await handler(request, account_id, user, account)
-            return json_response(view, status, body, {SERVED_BY_HEADER: self.me})
+            headers = {SERVED_BY_HEADER: self.me}
+            if isinstance(body, SettingsBody):
+                headers["ETag"] = etag(body.version)
+            return json_response(view, status, body, headers)
         except Refusal as refused:
             return json_response(view, refused.status, refused.body,
                                  {SERVED_BY_HEADER: self.me, **refused.headers})
+
+    # -- config requests -------------------------------------------------------------------
+
+    async def submit(self, config_request: ConfigRequest) -> ConfigChange:
+        """Publish a config request and wait for the stream's outcome (504 if it is late)."""
+        body = dumps(config_request)
+        change_id = derive_id("config-change", config_request.account_id,
+                              config_request.event_id)
+        waiter: asyncio.Future[ConfigChange] = asyncio.get_running_loop().create_future()
+        self.feed.waiters[change_id] = waiter
+        try:
+            await self.feed.publish(Topic.CONFIG_REQUESTS, config_request.account_id, body)
+            return await asyncio.wait_for(waiter, OUTCOME_TIMEOUT_S)
+        except TimeoutError:
+            raise Refusal(504, f"config request {config_request.event_id} was published but "
+                               f"its outcome did not arrive within {OUTCOME_TIMEOUT_S:.0f} s; "
+                               "look at the history before saving again") from None
+        finally:
+            self.feed.waiters.pop(change_id, None)
+
+    async def audit(self, request: web.Request, account_id: str, user: str,
+                    refused: Refusal) -> None:
+        """Have the stream record a change this API refused, once (contract v1.1).
+
+        Published as a config request marked `refused`, so the account's task writes the
+        `handoff.config.changes` record as it writes its own; waits for it, so that the
+        refusal is on the topic when the caller gets its answer.
+        """
+        try:
+            raw = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raw = None
+        reason = refused.reason
+        if len(reason) > MAX_REFUSAL_LENGTH:
+            reason = reason[:MAX_REFUSAL_LENGTH - 1] + "…"
+        event_id = f"api-{uuid.uuid4().hex}"
+        attempt = ConfigRequest(event_id=event_id, account_id=account_id, actor=user,
+                                occurred_at=datetime.now(UTC),
+                                config=raw if isinstance(raw, dict) else {}, refused=reason)
+        if len(dumps(attempt)) > self.topology.settings.max_record_bytes:
+            attempt = attempt.model_copy(update={"config": {}})  # the reason says enough
+        try:
+            await self.submit(attempt)
+        except Refusal as late:
+            if late.status != 504:
+                raise  # not published (no broker): the caller may try again
+            log.warning("refused config request %s published; its record is late", event_id)
 
     # -- the handlers (run on the account's worker, after the checks) ----------------------
 
@@ -351,36 +457,65 @@ class SettingsApi:
         assert config is not None
         return 200, ValidationBody(valid=True, config=config)
 
+    def conflict(self, account_id: str, based_on: int | None) -> Refusal:
+        """412: the settings are no longer at the version the change was based on."""
+        current = self.current(account_id)
+        if based_on is None:  # an If-Match that is not one of our entity tags
+            reason = (f"If-Match names no version of these settings (send the ETag of a GET, "
+                      f"{etag(current.version)} now): "
+                      + stale_reason(current, current.version).partition(": ")[2])
+        else:
+            reason = stale_reason(current, based_on)
+        return Refusal(412, reason, headers={"ETag": etag(current.version)}, body=ConflictBody(
+            error=reason, version=current.version, actor=current.actor,
+            updated_at=current.occurred_at))
+
     async def put_settings(self, request: web.Request, account_id: str, user: str,
                            account: AccountState) -> tuple[int, BaseModel]:
+        try:
+            return await self._put(request, account_id, user, account)
+        except Refusal as refused:
+            if refused.status in (412, 422) and not refused.audited:
+                await self.audit(request, account_id, user, refused)
+            raise
+
+    async def _put(self, request: web.Request, account_id: str, user: str,
+                   account: AccountState) -> tuple[int, BaseModel]:
+        accepted_versions = if_match(request.headers.get("If-Match"))
+        based_on: int | None = None
+        if accepted_versions is not None:
+            version = self.current(account_id).version
+            if version not in accepted_versions:
+                raise self.conflict(account_id, min(accepted_versions, default=None))
+            based_on = version
         raw = await self.checked(request, account)
         event_id = f"api-{uuid.uuid4().hex}"
-        body = dumps(ConfigRequest(event_id=event_id, account_id=account_id, actor=user,
-                                   occurred_at=datetime.now(UTC), config=raw))
+        attempt = ConfigRequest(event_id=event_id, account_id=account_id, actor=user,
+                                occurred_at=datetime.now(UTC), config=raw, if_version=based_on)
+        size = len(dumps(attempt))
         limit = self.topology.settings.max_record_bytes
-        if len(body) > limit:
+        if size > limit:
             raise Refusal(422, "settings too large", [FieldError(
-                "", f"the request is {len(body)} bytes, over the limit of {limit} "
+                "", f"the request is {size} bytes, over the limit of {limit} "
                     "(HANDOFF_MAX_RECORD_BYTES): fewer or shorter custom triggers")])
-        change_id = derive_id("config-change", account_id, event_id)
-        waiter: asyncio.Future[ConfigChange] = asyncio.get_running_loop().create_future()
-        self.feed.waiters[change_id] = waiter
-        try:
-            await self.feed.publish(Topic.CONFIG_REQUESTS, account_id, body)
-            change = await asyncio.wait_for(waiter, OUTCOME_TIMEOUT_S)
-        except TimeoutError:
-            raise Refusal(504, f"config request {event_id} was published but its outcome did "
-                               f"not arrive within {OUTCOME_TIMEOUT_S:.0f} s; look at the "
-                               "history before saving again") from None
-        finally:
-            self.feed.waiters.pop(change_id, None)
+        change = await self.submit(attempt)
+        if not change.accepted and based_on is not None and (
+                self.current(account_id).version != based_on
+                or (change.reason or "").startswith(STALE_PREFIX)):
+            # Another save was decided first: the stream refused this one as stale (and
+            # recorded it: no second record).
+            stale = self.conflict(account_id, based_on)
+            stale.audited = True
+            raise stale
         if not change.accepted:
             # Refused by the stream although the check passed here: the directory changed in
             # between. Name the fields again from the directory as it is now, if they are.
             now = self.state(account_id).account(account_id)
             _, errors = check_config(raw, now)
-            raise Refusal(422, change.reason or "refused", errors or [
+            refused = Refusal(422, change.reason or "refused", errors or [
                 FieldError("", change.reason or "refused")])
+            refused.audited = True  # the stream's own refusal, recorded already
+            raise refused
         saved = self.current(account_id)
         if saved.version != change.version:  # the partition moved away meanwhile
             config, _ = check_config(raw, account)
@@ -421,7 +556,7 @@ def register_settings_api(topology: Topology) -> None:
             return await api.serve(self, request, account_id, api.get_settings)
 
         async def put(self, request: web.Request, account_id: str) -> web.Response:
-            return await api.serve(self, request, account_id, api.put_settings)
+            return await api.serve(self, request, account_id, api.put_settings, change=True)
 
     @app.page(base + "/history", name="settings-api-history")
     class HistoryView(web.View):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -110,21 +111,41 @@ def _call(action: Callable[[], Any]) -> Any:
         sys.exit(1)
 
 
+# The first line `config get` writes: which account and version the file was made from.
+_HEADER = re.compile(r"^# handoff settings of account (?P<account>\S+), version (?P<version>\d+)\b")
+_BODY_KEYS = {"account_id", "version", "config", "actor", "event_id", "updated_at"}
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """A YAML (or JSON) file holding the config object, or a config request with `config:`."""
+    return read_config_file_version(path)[0]
+
+
+def read_config_file_version(path: Path) -> tuple[dict[str, Any], tuple[str, int] | None]:
+    """The config in FILE and the (account, version) it was read from, when the file says:
+    the header line of `config get`, or the `account_id` and `version` of `config get --json`.
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise click.BadParameter(f"{path}: not YAML: {exc}", param_hint="FILE") from None
+    base: tuple[str, int] | None = None
+    header = _HEADER.match(text)
+    if header is not None:
+        base = (header["account"], int(header["version"]))
     if data is None:
         data = {}
-    if isinstance(data, dict) and set(data) == {"config"} and isinstance(data["config"], dict):
+    if isinstance(data, dict) and "config" in data and set(data) <= _BODY_KEYS \
+            and isinstance(data["config"], dict):
+        if isinstance(data.get("version"), int) and isinstance(data.get("account_id"), str):
+            base = (data["account_id"], data["version"])
         data = data["config"]
     if not isinstance(data, dict):
         raise click.BadParameter(f"{path}: expected a mapping of settings (custom_triggers, "
                                  "process, routing, messages, unassigned_chat)",
                                  param_hint="FILE")
-    return data
+    return data, base
 
 
 def _yaml(config: dict[str, Any]) -> str:
@@ -163,11 +184,33 @@ def config_get(account_id: str, out: Path | None, as_json: bool, url: str,
 @config.command("set")
 @click.argument("account_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True,
+              help="save even if the settings changed since FILE was read with `config get`")
 @api_options
-def config_set(account_id: str, file: Path, url: str, token: str | None) -> None:
-    """Save the settings in FILE; prints the new version once the stream accepted them."""
-    settings = read_config_file(file)
-    body = _call(lambda: _client(url, token).put_settings(account_id, settings))
+def config_set(account_id: str, file: Path, force: bool, url: str, token: str | None) -> None:
+    """Save the settings in FILE; prints the new version once the stream accepted them.
+
+    A FILE written by `config get` names the version it was read from: it is saved only if
+    that is still the current version (If-Match), so another editor's save is not overwritten
+    unnoticed. --force saves it anyway.
+    """
+    settings, base = read_config_file_version(file)
+    based_on = None if force or base is None or base[0] != account_id else base[1]
+    client = _client(url, token)
+    try:
+        body = client.put_settings(account_id, settings, if_version=based_on)
+    except ApiError as exc:
+        for line in exc.lines():
+            click.echo(line, err=True)
+        if exc.status == 412:
+            current = exc.body
+            who = f" by {current.get('actor')} at {current.get('updated_at')}" \
+                if current.get("actor") else ""
+            click.echo(f"{file} was read from version {based_on}; account {account_id} is at "
+                       f"version {current.get('version')}{who}. Get it again "
+                       f"(`handoff config get {account_id} --out {file}`) and redo your "
+                       "change, or pass --force to overwrite it.", err=True)
+        sys.exit(1)
     click.echo(f"saved: account {account_id}, version {body['version']}")
 
 

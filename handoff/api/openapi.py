@@ -7,7 +7,14 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from schemas.api import ErrorBody, HistoryBody, OptionsBody, SettingsBody, ValidationBody
+from schemas.api import (
+    ConflictBody,
+    ErrorBody,
+    HistoryBody,
+    OptionsBody,
+    SettingsBody,
+    ValidationBody,
+)
 from schemas.settings import HandoffConfig
 
 _REF = "#/components/schemas/{model}"
@@ -26,7 +33,8 @@ def openapi_document() -> dict[str, Any]:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (HandoffConfig, "validation"), (SettingsBody, "serialization"),
         (HistoryBody, "serialization"), (ValidationBody, "serialization"),
-        (OptionsBody, "serialization"), (ErrorBody, "serialization")]
+        (OptionsBody, "serialization"), (ErrorBody, "serialization"),
+        (ConflictBody, "serialization")]
     refs, defs = models_json_schema(models, ref_template=_REF)
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
@@ -39,6 +47,15 @@ def openapi_document() -> dict[str, Any]:
             out[code] = {"description": text, **ref(ErrorBody)}
         return out
 
+    etag_header = {"ETag": {"description": "the settings' version as an entity tag (`\"3\"`); "
+                                           "send it back in `If-Match`",
+                            "schema": {"type": "string"}}}
+    get_answers = answers(SettingsBody, "the settings and their version (0: the defaults)")
+    get_answers["200"]["headers"] = etag_header
+    put_answers = answers(SettingsBody, "accepted: the new version", "422", "504")
+    put_answers["200"]["headers"] = etag_header
+    put_answers["412"] = {"description": _EXTRA["412"], "headers": etag_header,
+                          **ref(ConflictBody)}
     config_body = {"required": True, "description": "the `config` object of a config request",
                    **ref(HandoffConfig, "validation")}
     return {
@@ -61,13 +78,20 @@ def openapi_document() -> dict[str, Any]:
             "/accounts/{account_id}/handoff-settings": {
                 "parameters": [_ACCOUNT],
                 "get": {"operationId": "getHandoffSettings", "summary": "the current settings",
-                        "responses": answers(SettingsBody, "the settings and their version "
-                                                           "(0: the defaults)")},
+                        "responses": get_answers},
                 "put": {"operationId": "putHandoffSettings",
                         "summary": "replace the settings; answers once the stream decided",
+                        "description": "Every refusal of a known user (403, 412, 422) is "
+                                       "recorded on `handoff.config.changes` with "
+                                       "`accepted: false`, the actor and the reason.",
+                        "parameters": [{
+                            "name": "If-Match", "in": "header", "required": False,
+                            "schema": {"type": "string"},
+                            "description": "the `ETag` of the GET the change was based on: "
+                                           "saved only if that version is still the current "
+                                           "one, else 412"}],
                         "requestBody": config_body,
-                        "responses": answers(SettingsBody, "accepted: the new version",
-                                             "422", "504")},
+                        "responses": put_answers},
             },
             "/accounts/{account_id}/handoff-settings/history": {
                 "parameters": [_ACCOUNT, {"name": "limit", "in": "query", "required": False,
@@ -108,5 +132,7 @@ def openapi_document() -> dict[str, Any]:
 _EXTRA = {
     "422": "invalid: `errors` names each field (`routing.destination`, `custom_triggers[2]`) "
            "and what to fix",
+    "412": "`If-Match` names a version that is no longer current: the body says which "
+           "version is, who saved it and when; nothing was changed",
     "504": "published, but the outcome did not arrive in time; see the history",
 }

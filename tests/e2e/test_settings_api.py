@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,114 @@ def test_a_revoked_token_is_refused(api: Api) -> None:
     assert revoked.exit_code == 0 and "1 tokens revoked" in revoked.output
     until(lambda: all(api.call("GET", path, token, port=p).status == 401 for p in api.ports),
           what="the revocation")
+
+
+def changes_since(api: Api, account: str, since: str, settle: float = 4.0
+                  ) -> list[dict[str, Any]]:
+    """Every `handoff.config.changes` record of the account from requests made after `since`
+    (read for `settle` seconds: the API answers once its record is on the topic)."""
+    records = api.dep.read([Topic.CONFIG_CHANGES], lambda r: False, timeout=settle)
+    start = datetime.fromisoformat(since)
+    return [v for _, v in records if v["account_id"] == account
+            and datetime.fromisoformat(v["occurred_at"]) >= start]
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def test_every_refused_change_of_a_known_user_is_on_config_changes_once(api: Api) -> None:
+    account, other = api.accounts
+    editor, viewer = f"{account}-ed", f"{account}-viewer"
+    since = now_rfc3339()
+    before = api.settings(account, editor).body
+    path = f"/accounts/{account}/handoff-settings"
+    change = {"process": "none"}
+    answers = [
+        api.put(account, viewer, change),                      # 403: lacks the permission
+        api.put(account, f"{other}-ed", change, port=api.ports[1]),  # 403: not a user here
+        api.put(account, editor, {"proces": "none"}),          # 422: a typo
+        api.call("PUT", path, api.tokens[editor], raw=b"process: none"),  # 422: not JSON
+        api.call("PUT", path, None, change),                   # 401: names nobody
+        api.call("PUT", path, "hnd_0123456789abcdef_" + "x" * 43, change),  # 401
+        api.call("POST", path + "/validate", api.tokens[editor], {"proces": "x"}),  # no change
+    ]
+    assert [a.status for a in answers] == [403, 403, 422, 422, 401, 401, 422]
+    got = changes_since(api, account, since)
+    assert [(c["actor"], c["accepted"], c["version"], c["reason"]) for c in got] == [
+        (viewer, False, None, f"user {viewer} lacks the customer_agent.edit permission"),
+        (f"{other}-ed", False, None, f"user {other}-ed is not a user of account {account}"),
+        (editor, False, None, "proces: unknown setting; known here: custom_triggers, process, "
+                              "routing, messages, unassigned_chat"),
+        (editor, False, None, "the body is not JSON: " + answers[3].body["errors"][0]["message"]),
+    ]
+    assert len({c["event_id"] for c in got}) == 4
+    assert api.settings(account, editor).body == before
+
+
+def test_a_save_based_on_an_older_version_is_412_and_changes_nothing(api: Api) -> None:
+    account = api.accounts[0]
+    editor = f"{account}-ed"
+    loaded = api.settings(account, editor)
+    assert loaded.headers["ETag"] == f'"{loaded.body["version"]}"'
+    # The other worker forwards the request: its ETag and If-Match go through.
+    assert api.settings(account, editor, port=api.ports[1]).headers["ETag"] == \
+        loaded.headers["ETag"]
+    saved = put_if(api, account, editor, {"custom_triggers": ["first"]}, loaded.headers["ETag"],
+                   api.ports[1])
+    assert saved.status == 200, saved.body
+    assert saved.headers["ETag"] == f'"{loaded.body["version"] + 1}"'
+    since = now_rfc3339()
+    stale = put_if(api, account, editor, {"custom_triggers": ["second"]}, loaded.headers["ETag"])
+    assert stale.status == 412, stale.body
+    assert stale.headers["ETag"] == saved.headers["ETag"]
+    assert (stale.body["version"], stale.body["actor"], stale.body["updated_at"]) == (
+        saved.body["version"], editor, saved.body["updated_at"])
+    assert stale.body["error"] == (
+        f"the settings changed since version {loaded.body['version']} that this change was "
+        f"based on: version {saved.body['version']} was saved by {editor} at "
+        f"{saved.body['updated_at']}; load them again and redo the change")
+    garbage = put_if(api, account, editor, {"custom_triggers": ["third"]}, "W/\"abc\"")
+    assert garbage.status == 412 and garbage.body["version"] == saved.body["version"]
+    assert api.settings(account, editor).body == saved.body
+    # Audited like any refusal: one record each.
+    got = changes_since(api, account, since)
+    assert [(c["actor"], c["accepted"], c["reason"]) for c in got] == [
+        (editor, False, stale.body["error"]), (editor, False, garbage.body["error"])]
+    # The current ETag, or `*`, saves.
+    for tag in (saved.headers["ETag"], "*"):
+        assert put_if(api, account, editor, {"custom_triggers": ["now"]}, tag).status == 200
+
+
+def put_if(api: Api, account: str, user: str, config: Any, tag: str,
+           port: int | None = None) -> Answer:
+    request = urllib.request.Request(
+        api.url(port) + f"/accounts/{account}/handoff-settings", method="PUT",
+        data=json.dumps(config).encode(),
+        headers={"Content-Type": "application/json", "If-Match": tag,
+                 "Authorization": f"Bearer {api.tokens[user]}"})
+    try:
+        with urllib.request.urlopen(request, timeout=40) as answer:
+            return Answer(answer.status, json.loads(answer.read()), dict(answer.headers))
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, json.loads(exc.read()), dict(exc.headers))
+
+
+def test_a_workflow_without_destination_hands_off_through_the_help_desk(api: Api) -> None:
+    account = api.accounts[0]
+    editor = f"{account}-ed"
+    saved = api.put(account, editor, {"custom_triggers": ["returnere"], "routing": {
+        "mode": "workflow", "workflow_id": f"{account}-wf"}})
+    assert saved.status == 200, saved.body
+    assert saved.body["config"]["routing"]["destination"] == "helpdesk"  # the only help desk
+    api.dep.send(Topic.CHAT_MESSAGES, message("hd-1", "Jeg vil returnere", account=account,
+                                              conversation="c-hd-1"))
+    out = api.dep.read([Topic.TICKETS_CREATED, Topic.ASSIGNMENTS],
+                       lambda r: sum(v["conversation_id"] == "c-hd-1" for _, v in r) >= 2)
+    mine = {t: v for t, v in out if v["conversation_id"] == "c-hd-1"}
+    assert mine["tickets.created"]["help_desk_id"] == "helpdesk"
+    assert mine["assignments"]["inbox_id"] == "helpdesk"
+    assert mine["assignments"]["assignee"] == {"type": "user", "id": editor}
 
 
 # -- what is saved -------------------------------------------------------------------------------

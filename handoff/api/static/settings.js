@@ -7,12 +7,14 @@
   const $$ = (selector) => Array.from(document.querySelectorAll(selector));
   const form = $("#settings");
   let options = { inboxes: [], users: [], teams: [], workflows: [] };
+  // The ETag of the settings the form was loaded from: a save is based on them (If-Match).
+  let loadedTag = null;
 
   function account() { return $("#account").value.trim(); }
 
-  async function call(method, tail, body) {
+  async function call(method, tail, body, extra) {
     const token = $("#token").value.trim();
-    const headers = { Accept: "application/json" };
+    const headers = Object.assign({ Accept: "application/json" }, extra || {});
     if (token) headers.Authorization = "Bearer " + token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const url = "/accounts/" + encodeURIComponent(account()) + "/handoff-settings" + tail;
@@ -24,7 +26,7 @@
     }
     let doc = null;
     try { doc = await answer.json(); } catch (err) { doc = { error: answer.statusText, errors: [] }; }
-    return { status: answer.status, body: doc };
+    return { status: answer.status, body: doc, etag: answer.headers.get("ETag") };
   }
 
   // -- errors next to fields ----------------------------------------------------------------
@@ -142,8 +144,10 @@
     select.value = value || "";
   }
 
-  function render(settings) {
+  function render(settings, etag) {
     const config = settings.config;
+    loadedTag = etag || '"' + settings.version + '"';
+    $("#conflict").hidden = true;
     $("#trigger-list").replaceChildren();
     config.custom_triggers.forEach((t) => addTrigger(t));
     form.querySelector("input[name=process][value=" + config.process + "]").checked = true;
@@ -233,7 +237,7 @@
       return;
     }
     options = opts.body;
-    render(current.body);
+    render(current.body, current.etag);
     form.hidden = false;
   }
 
@@ -243,10 +247,18 @@
     $("#status").textContent = "Saving…";
     $("#save").disabled = true;
     try {
-      const result = await call("PUT", "", collect());
+      const result = await call("PUT", "", collect(), loadedTag ? { "If-Match": loadedTag } : {});
       if (result.status === 200) {
-        render(result.body);
+        render(result.body, result.etag);
         $("#status").textContent = "Saved: version " + result.body.version;
+      } else if (result.status === 412) {
+        // Someone else saved since this form was loaded: say who and when, offer a reload.
+        const doc = result.body;
+        $("#status").textContent = "Not saved (412)";
+        $("#conflict-text").textContent = "Changed by " + (doc.actor || "someone") + " at "
+          + (doc.updated_at || "an unknown time") + " since you loaded it (now version "
+          + doc.version + "). Your changes were not saved.";
+        $("#conflict").hidden = false;
       } else {
         $("#status").textContent = "Not saved (" + result.status + ")";
         showErrors(result.body, result.status === 422 ? "" : "connection");
@@ -262,6 +274,7 @@
     $("#token").value = sessionStorage.getItem("handoff-token") || "";
     $("#load").addEventListener("click", load);
     $("#add-trigger").addEventListener("click", () => addTrigger("").focus());
+    $("#reload").addEventListener("click", load);
     form.addEventListener("change", refreshVisibility);
     form.addEventListener("submit", save);
     if (account() && $("#token").value) load();
