@@ -456,6 +456,40 @@ def test_config_commands_work_from_a_yaml_file_through_the_api(api: Api, tmp_pat
     assert result.exit_code == 1 and "refused (401): unknown or revoked token" in result.output
 
 
+def test_config_set_refuses_a_file_read_before_another_save_unless_forced(
+        api: Api, tmp_path: Path) -> None:
+    account = api.accounts[1]
+    editor = f"{account}-ed"
+    auth = ["--url", api.url(api.ports[1]), "--token", api.tokens[editor]]
+    mine = tmp_path / "mine.yaml"
+    assert api.cli("config", "get", account, "--out", str(mine), *auth).exit_code == 0
+    read = api.settings(account, editor).body["version"]
+    theirs = api.put(account, editor, {"custom_triggers": ["theirs"]})
+    assert theirs.status == 200
+    # My edit of the file, keeping the header line `config get` wrote (it names the version).
+    header, *_ = mine.read_text().splitlines()
+    edited = {**yaml.safe_load(mine.read_text()), "custom_triggers": ["mine"]}
+    mine.write_text(header + "\n" + yaml.safe_dump(edited))
+
+    result = api.cli("config", "set", account, str(mine), *auth)
+    assert result.exit_code == 1
+    assert f"refused (412): the settings changed since version {read}" in result.output
+    assert (f"{mine} was read from version {read}; account {account} is at version "
+            f"{theirs.body['version']} by {editor} at {theirs.body['updated_at']}") \
+        in result.output
+    assert "--force" in result.output
+    assert api.settings(account, editor).body["config"]["custom_triggers"] == ["theirs"]
+
+    result = api.cli("config", "set", account, str(mine), "--force", *auth)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"saved: account {account}, version {theirs.body['version'] + 1}"
+    assert api.settings(account, editor).body["config"]["custom_triggers"] == ["mine"]
+    # A file read from the current version saves without --force.
+    assert api.cli("config", "get", account, "--out", str(mine), *auth).exit_code == 0
+    result = api.cli("config", "set", account, str(mine), *auth)
+    assert result.exit_code == 0, result.output
+
+
 def test_openapi_description_and_page_are_served(api: Api) -> None:
     with urllib.request.urlopen(api.url() + "/openapi.json", timeout=10) as answer:
         doc = json.loads(answer.read())
@@ -540,3 +574,54 @@ def test_the_settings_page_saves_settings_that_the_stream_applies(api: Api, tmp_
             assignment["config_version"]) == (
         "support", {"type": "user", "id": f"{account}-ed"}, "async", before + 1)
     assert mine["chat.outbound"]["text"] in (available, unavailable)
+
+
+def test_the_settings_page_says_who_saved_meanwhile_and_reloads(api: Api, tmp_path: Path
+                                                                ) -> None:
+    if chromium_binary() is None:
+        pytest.skip("Debian's chromium package is not installed")
+    account = api.accounts[0]
+    editor = f"{account}-ed"
+    token = api.tokens[editor]
+    loaded = api.settings(account, editor).body
+
+    async def edit() -> tuple[str, dict[str, Any], str, str, str]:
+        async with chromium(tmp_path / "profile") as page:
+            await page.goto(f"{api.url(api.ports[1])}/settings?account={account}")
+            await page.type("#token", token)
+            await page.click("#load")
+            await page.wait_for("!document.querySelector('#settings').hidden")
+            # Another editor saves after this page loaded the settings.
+            theirs = api.put(account, editor, {"custom_triggers": ["their change"]})
+            assert theirs.status == 200, theirs.body
+            await page.click("#add-trigger")
+            await page.type("#trigger-list li:last-child input", "my change")
+            await page.click("#save")
+            conflict = await page.wait_for(
+                "!document.querySelector('#conflict').hidden"
+                " && document.querySelector('#conflict-text').textContent")
+            status = await page.text("#status")
+            await page.screenshot(tmp_path / "conflict.png")
+            await page.click("#reload")
+            await page.wait_for("document.querySelector('#conflict').hidden && "
+                                f"document.querySelector('#version').textContent.startsWith("
+                                f"'Version {theirs.body['version']},')")
+            triggers = await page.evaluate(
+                "Array.from(document.querySelectorAll('#trigger-list input')).map(i => i.value)"
+                ".join('|')")
+            await page.click("#add-trigger")
+            await page.type("#trigger-list li:last-child input", "my change")
+            await page.click("#save")
+            saved = await page.wait_for(
+                "(t => t.startsWith('Saved') && t)(document.querySelector('#status').textContent)")
+            return str(conflict), theirs.body, status, str(triggers), str(saved)
+
+    conflict, theirs, status, triggers, saved = asyncio.run(edit())
+    assert conflict == (f"Changed by {editor} at {theirs['updated_at']} since you loaded it "
+                        f"(now version {theirs['version']}). Your changes were not saved.")
+    assert status == "Not saved (412)"
+    assert theirs["version"] == loaded["version"] + 1
+    assert triggers == "their change"  # the reload shows their version
+    assert saved == f"Saved: version {theirs['version'] + 1}"
+    assert api.settings(account, editor).body["config"]["custom_triggers"] == [
+        "their change", "my change"]
