@@ -625,3 +625,24 @@ def test_the_settings_page_says_who_saved_meanwhile_and_reloads(api: Api, tmp_pa
     assert saved == f"Saved: version {theirs['version'] + 1}"
     assert api.settings(account, editor).body["config"]["custom_triggers"] == [
         "their change", "my change"]
+
+
+# -- replay (last: after every other test's requests) ----------------------------------------
+
+
+def test_replay_reproduces_every_config_change_byte_for_byte(api: Api) -> None:
+    """Refusals by the API included: they are decided from the account log like the rest."""
+    from tests.e2e.test_replay_audit import _raw
+
+    prefix = api.dep.prefix + "replay."
+    result = api.cli("replay", "--to-prefix", prefix)
+    assert result.exit_code == 0, result.output
+    live = asyncio.run(_raw(api.dep.settings, {
+        api.dep.settings.topic(Topic.CONFIG_CHANGES): "live"}))
+    replayed = asyncio.run(_raw(api.dep.settings, {
+        f"{prefix}{Topic.CONFIG_CHANGES.value}": "replayed"}))
+    assert sorted(v for _, _, v in replayed) == sorted(v for _, _, v in live)
+    refused = [json.loads(v) for _, _, v in live if b'"accepted":false' in v]
+    assert {r["actor"] for r in refused} >= {f"{api.accounts[0]}-viewer",
+                                             f"{api.accounts[1]}-ed"}
+    assert any(r["reason"].startswith("the settings changed since version") for r in refused)
