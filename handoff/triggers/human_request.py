@@ -26,7 +26,7 @@ NOT_TYPOS_FILE = DATA_DIR.parent / "not_typos.txt"
 # Related languages share phrases ("menneske" is bokmål, nynorsk and Danish);
 # a shared phrase reports the first of its languages in this order, and all
 # of them in `HumanRequestMatch.languages`.  Unlisted files follow by name.
-LANGUAGE_ORDER = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it")
+LANGUAGE_ORDER = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
 
 
 @dataclass(frozen=True, slots=True)
