@@ -95,3 +95,39 @@ class OptionsBody(Record):
     users: list[OptionUser]
     teams: list[OptionUser]
     workflows: list[OptionWorkflow]
+
+
+class PreviewTally(Record):
+    """What one run decided in the range: as recorded, or with the proposed settings."""
+
+    handoffs: int
+    unassigned: int
+    tickets: int
+    by_trigger: dict[str, int]
+    by_assignee: dict[str, int]
+
+
+class PreviewRange(Record):
+    from_: Annotated[str, Field(alias="from", serialization_alias="from")]
+    to: str
+    records: int  # the account's records in the range, each decided twice
+
+
+class PreviewBody(Record):
+    """`POST .../handoff-settings/preview` (contract v1.1): the what-if of `handoff simulate`
+    for the proposed settings over the account's recorded traffic."""
+
+    account_id: str
+    range: PreviewRange
+    recorded: PreviewTally
+    proposed: PreviewTally
+    changed_conversations: int
+    warnings: list[str] = []
+
+
+class PreviewPending(Record):
+    """202: the preview is still running; GET `poll` until it answers 200."""
+
+    status: Literal["running"]
+    poll: str
+    started_at: Timestamp

@@ -5,6 +5,8 @@
     GET  /accounts/{account_id}/handoff-settings/history   accepted versions, newest first
     POST /accounts/{account_id}/handoff-settings/validate  check without saving (extension)
     GET  /accounts/{account_id}/handoff-settings/options   inboxes, users, teams, workflows (extension)
+    POST /accounts/{account_id}/handoff-settings/preview   what-if of proposed settings (v1.1)
+    GET  /accounts/{account_id}/handoff-settings/preview/{id}  a preview that answered 202
     GET  /openapi.json, GET /settings                       the description and the settings page
 
 Who: `Authorization: Bearer <token>`; the token (see handoff/api/tokens.py) names a directory
@@ -37,12 +39,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -51,11 +55,13 @@ from faust import web
 from pydantic import BaseModel, ValidationError
 
 from handoff.api.openapi import openapi_document
+from handoff.api.preview import SYNC_WAIT_S, PreviewError, Previews, default_range
 from handoff.api.tokens import TokenStore, topic_partitions
 from handoff.core.engine import STALE_PREFIX, derive_id, stale_reason
 from handoff.core.settings import FieldError, check_config, check_permission, unknown_fields
 from handoff.core.state import AccountSettings, AccountState
 from handoff.core.store import Overlay, StateReader, Table
+from handoff.history import parse_time
 from handoff.kafka_clients import client_kwargs
 from schemas.api import (
     ConflictBody,
@@ -66,6 +72,8 @@ from schemas.api import (
     OptionsBody,
     OptionUser,
     OptionWorkflow,
+    PreviewBody,
+    PreviewPending,
     SettingsBody,
     ValidationBody,
 )
@@ -239,6 +247,7 @@ class SettingsApi:
         self.app = topology.app
         self.feed = Feed(topology)
         self.loop = topology.loop
+        self.previews = Previews()
 
     @property
     def me(self) -> str:
@@ -307,7 +316,8 @@ class SettingsApi:
                                            total=OUTCOME_TIMEOUT_S + 10)) as answer:
                 data = await answer.read()
                 extra = {k: answer.headers[k] for k in (
-                    "WWW-Authenticate", "Retry-After", "Cache-Control", "ETag", SERVED_BY_HEADER)
+                    "WWW-Authenticate", "Retry-After", "Cache-Control", "ETag", "Location",
+                    SERVED_BY_HEADER)
                     if k in answer.headers}
                 return view.bytes(data, content_type=answer.content_type, status=answer.status,
                                   headers=extra)
@@ -346,6 +356,8 @@ class SettingsApi:
             headers = {SERVED_BY_HEADER: self.me}
             if isinstance(body, SettingsBody):
                 headers["ETag"] = etag(body.version)
+            if isinstance(body, PreviewPending):
+                headers["Location"] = body.poll
             return json_response(view, status, body, headers)
         except Refusal as refused:
             return json_response(view, refused.status, refused.body,
@@ -525,6 +537,64 @@ class SettingsApi:
         return 200, settings_body(saved)
 
 
+    # -- impact preview (contract v1.1) ----------------------------------------------------
+
+    async def preview(self, request: web.Request, account_id: str, user: str,
+                      account: AccountState) -> tuple[int, BaseModel]:
+        """What the proposed settings would have done to the account's recorded traffic."""
+        try:
+            raw = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise Refusal(422, "the body is not JSON", [FieldError("", str(exc))]) from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("config"), dict):
+            raise Refusal(422, "the body must be {\"config\": {...}, \"from\": ..., \"to\": ...}",
+                          [FieldError("config", "the proposed settings, as in a PUT")])
+        bounds: dict[str, datetime | None] = {}
+        errors: list[FieldError] = []
+        for name in ("from", "to"):
+            value = raw.get(name)
+            if value is None:
+                bounds[name] = None
+                continue
+            try:
+                if not isinstance(value, str):
+                    raise ValueError("not a string")
+                bounds[name] = parse_time(value)
+            except ValueError as exc:
+                errors.append(FieldError(name, f"an RFC 3339 time such as "
+                                               f"2026-11-26T10:00:00Z ({exc})"))
+        config = raw["config"]
+        errors += [FieldError(f"config.{e.field}" if e.field else "config", e.message)
+                   for e in [*unknown_fields(config), *check_config(config, account)[1]]]
+        if errors:
+            raise Refusal(422, "invalid preview", errors)
+        try:
+            start, end = default_range(datetime.now(UTC), bounds["from"], bounds["to"])
+            job = self.previews.start(account_id, config, start, end)
+        except PreviewError as exc:
+            raise Refusal(exc.status, str(exc), [FieldError("to", str(exc))]
+                          if exc.status == 422 else None) from None
+        return await self.preview_answer(request, account_id, job.job_id, SYNC_WAIT_S)
+
+    async def preview_answer(self, request: web.Request, account_id: str, job_id: str,
+                             wait: float) -> tuple[int, BaseModel]:
+        job = self.previews.get(account_id, job_id)
+        if job is None:
+            raise Refusal(404, f"no preview {job_id} of account {account_id} on this worker "
+                               "(finished previews are kept 10 minutes); run it again")
+        try:
+            result = await self.previews.wait(job, wait)
+        except PreviewError as exc:
+            raise Refusal(exc.status, str(exc)) from None
+        if result is None:
+            poll = (f"/accounts/{quote(account_id, safe='')}/handoff-settings/preview/"
+                    f"{job_id}")
+            return 202, PreviewPending(status="running", poll=poll,
+                                       started_at=datetime.now(UTC) - timedelta(
+                                           seconds=time.monotonic() - job.started))
+        return 200, PreviewBody.model_validate(result)
+
+
 def settings_body(settings: AccountSettings) -> SettingsBody:
     return SettingsBody(account_id=settings.account_id, version=settings.version,
                         config=settings.config, actor=settings.actor,
@@ -533,7 +603,8 @@ def settings_body(settings: AccountSettings) -> SettingsBody:
 
 def json_response(view: web.View, status: int, body: BaseModel,
                   headers: dict[str, str] | None = None) -> web.Response:
-    return view.bytes(body.model_dump_json().encode(), content_type="application/json",
+    return view.bytes(body.model_dump_json(by_alias=True).encode(),
+                      content_type="application/json",
                       status=status, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
@@ -572,6 +643,21 @@ def register_settings_api(topology: Topology) -> None:
     class OptionsView(web.View):
         async def get(self, request: web.Request, account_id: str) -> web.Response:
             return await api.serve(self, request, account_id, api.get_options)
+
+    @app.page(base + "/preview", name="settings-api-preview")
+    class PreviewView(web.View):
+        async def post(self, request: web.Request, account_id: str) -> web.Response:
+            return await api.serve(self, request, account_id, api.preview)
+
+    @app.page(base + "/preview/{job_id}", name="settings-api-preview-poll")
+    class PreviewPollView(web.View):
+        async def get(self, request: web.Request, account_id: str, job_id: str
+                      ) -> web.Response:
+            async def poll(request: web.Request, account_id: str, user: str,
+                           account: AccountState) -> tuple[int, BaseModel]:
+                return await api.preview_answer(request, account_id, job_id, 0.0)
+
+            return await api.serve(self, request, account_id, poll)
 
     document = orjson.dumps(openapi_document())
 

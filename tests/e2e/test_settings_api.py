@@ -627,6 +627,66 @@ def test_the_settings_page_says_who_saved_meanwhile_and_reloads(api: Api, tmp_pa
         "their change", "my change"]
 
 
+# -- impact preview ----------------------------------------------------------------------------
+
+
+def test_the_preview_counts_are_those_of_handoff_simulate(api: Api, tmp_path: Path) -> None:
+    account = api.accounts[1]
+    editor = f"{account}-ed"
+    assert api.put(account, editor, {"custom_triggers": ["faktura"]}).status == 200
+    for i, text in enumerate(["Jeg har et spørsmål om faktura", "Jeg vil snakke med et menneske",
+                              "Når åpner dere?", "Om levering"]):
+        api.dep.send(Topic.CHAT_MESSAGES, message(f"pv-{i}", text, account=account,
+                                                  conversation=f"c-pv-{i}"))
+    handoffs(api, {"c-pv-0", "c-pv-1"}, 2)
+    proposal = {"custom_triggers": ["levering"], "process": "live",
+                "routing": {"mode": "workflow", "workflow_id": f"{account}-wf"}}
+    path = f"/accounts/{account}/handoff-settings/preview"
+    answer = api.call("POST", path, api.tokens[editor], {"config": proposal},
+                      port=api.ports[0])
+    assert answer.status == 200, answer.body
+    body = answer.body
+    assert set(body) >= {"range", "recorded", "proposed", "changed_conversations"}
+    # Exactly `handoff simulate --json` over the range the answer names.
+    config_file = tmp_path / "proposal.yaml"
+    config_file.write_text(yaml.safe_dump({"account_id": account, "config": proposal}))
+    result = api.cli("simulate", "--json", "--quiet", "--config", str(config_file),
+                     "--from-time", body["range"]["from"], "--to-time", body["range"]["to"])
+    assert result.exit_code == 0, result.output
+    simulated = json.loads(result.stdout)
+    for ours, theirs in (("recorded", "recorded"), ("proposed", "what_if")):
+        side = simulated[theirs]
+        assert (body[ours]["handoffs"], body[ours]["unassigned"], body[ours]["tickets"]) == (
+            side["handoffs"], side["unassigned"], side["tickets"])
+        assert body[ours]["by_trigger"] == side["by_trigger_kind"]
+        assert body[ours]["by_assignee"] == {
+            k.split(" ", 1)[1]: v for k, v in side["by_assignee"].items() if k != "(unassigned)"}
+    assert body["changed_conversations"] == simulated["changed"]["count"]
+    # What it says: the faktura handoff goes, levering comes, and all become tickets.
+    assert body["recorded"]["by_trigger"]["custom_phrase"] >= 1
+    assert body["proposed"]["tickets"] == body["proposed"]["handoffs"] >= 2
+    assert body["changed_conversations"] >= 2
+    # The default range is the last 7 days.
+    start = datetime.fromisoformat(body["range"]["from"])
+    end = datetime.fromisoformat(body["range"]["to"])
+    assert abs((end - start).total_seconds() - 7 * 86400) < 1
+    # Nothing was saved, and it is not a change attempt.
+    assert api.settings(account, editor).body["config"]["custom_triggers"] == ["faktura"]
+
+
+def test_the_preview_refuses_what_a_put_refuses(api: Api) -> None:
+    account = api.accounts[1]
+    path = f"/accounts/{account}/handoff-settings/preview"
+    bad = api.call("POST", path, api.tokens[f"{account}-ed"],
+                   {"config": {"proces": "none"}, "from": "yesterday"})
+    assert bad.status == 422
+    assert [e["field"] for e in bad.body["errors"]] == ["from", "config.proces"]
+    assert api.call("POST", path, api.tokens[f"{account}-viewer"],
+                    {"config": {}}).status == 403
+    missing = api.call("GET", path + "/0123456789abcdef", api.tokens[f"{account}-ed"])
+    assert missing.status == 404
+
+
 # -- replay (last: after every other test's requests) ----------------------------------------
 
 
