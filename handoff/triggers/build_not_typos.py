@@ -28,65 +28,78 @@ from handoff.triggers.patterns import PatternKind, parse_file, typo_variants
 __all__ = ["WORD_LISTS", "build", "main"]
 
 DICT_DIR = Path("/usr/share/dict")
-# (file, encoding) per supported language; Debian's w* packages.
-WORD_LISTS: tuple[tuple[str, str], ...] = (
-    ("american-english", "utf-8"),
-    ("british-english", "utf-8"),
-    ("bokmaal", "latin-1"),
-    ("nynorsk", "latin-1"),
-    ("swedish", "latin-1"),
-    ("danish", "utf-8"),
-    ("ngerman", "utf-8"),
-    ("spanish", "utf-8"),
-    ("french", "utf-8"),
-    ("italian", "utf-8"),
-    ("dutch", "utf-8"),
-    ("portuguese", "utf-8"),
-)
+# (file, encoding) per pattern-file language; Debian's w* packages.  A "~"
+# word is checked against the word lists of the languages whose files list
+# it: "snake" is English but no typo of Norwegian "snakke" could mean it in
+# a Norwegian request, so it stays a correction.
+WORD_LISTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "en": (("american-english", "utf-8"), ("british-english", "utf-8")),
+    "nb": (("bokmaal", "latin-1"),),
+    "nn": (("nynorsk", "latin-1"),),
+    "sv": (("swedish", "latin-1"),),
+    "da": (("danish", "utf-8"),),
+    "de": (("ngerman", "utf-8"),),
+    "es": (("spanish", "utf-8"),),
+    "fr": (("french", "utf-8"),),
+    "it": (("italian", "utf-8"),),
+    "nl": (("dutch", "utf-8"),),
+    "pt": (("portuguese", "utf-8"), ("brazilian", "utf-8")),
+}
 
 
-def _dictionary_words(directory: Path) -> set[str]:
-    words: set[str] = set()
-    for name, encoding in WORD_LISTS:
-        path = directory / name
-        if not path.is_file():
-            raise FileNotFoundError(f"word list missing: {path} (see this module's docstring)")
-        for raw in path.read_text(encoding=encoding, errors="replace").splitlines():
-            entry = raw.strip()
-            if not entry or not entry[0].islower():
-                continue
-            folded = normalize(entry).strip()
-            if folded and " " not in folded:
-                words.add(folded)
-    return words
+def _dictionary_words(directory: Path) -> dict[str, set[str]]:
+    by_language: dict[str, set[str]] = {}
+    for language, lists in WORD_LISTS.items():
+        words = by_language[language] = set()
+        for name, encoding in lists:
+            path = directory / name
+            if not path.is_file():
+                raise FileNotFoundError(f"word list missing: {path} (see this module's docstring)")
+            for raw in path.read_text(encoding=encoding, errors="replace").splitlines():
+                entry = raw.strip()
+                if not entry or not entry[0].islower():
+                    continue
+                folded = normalize(entry).strip()
+                if folded and " " not in folded:
+                    words.add(folded)
+    return by_language
 
 
-def _shipped_words() -> tuple[set[str], set[str], set[str]]:
-    """(~ words, ~+ words, every pattern word) of the shipped files."""
-    typos: set[str] = set()
+def _shipped_words() -> tuple[dict[str, set[str]], set[str], set[str], set[str]]:
+    """(languages listing each ~ word, ~ words, ~+ words, every pattern word)."""
+    languages: dict[str, set[str]] = {}
     glue: set[str] = set()
     vocabulary: set[str] = set()
     for path in sorted(DATA_DIR.glob("*.txt")):
         for line in parse_file(path):
             if line.kind is PatternKind.TYPOS:
-                typos.update(line.pieces[0])
+                for word in line.pieces[0]:
+                    languages.setdefault(word, set()).add(path.stem)
             elif line.kind is PatternKind.TYPO_GLUE:
                 glue.update(line.pieces[0])
             elif line.kind is not PatternKind.NOT_TYPOS:
                 for piece in line.pieces:
                     for phrase in piece:
                         vocabulary.update(phrase.split(" "))
-    return typos, glue, vocabulary
+    return languages, set(languages), glue, vocabulary
 
 
-def build(dictionary: set[str]) -> list[str]:
-    """Sorted variants (and run-together pairs) of shipped "~" words found in `dictionary`."""
-    typos, glue, vocabulary = _shipped_words()
-    candidates: set[str] = set()
-    for word in typos:
-        candidates.update(typo_variants(word))
+def build(dictionaries: dict[str, set[str]]) -> list[str]:
+    """Sorted variants (and run-together pairs) of shipped "~" words that are real words.
+
+    Each "~" word's candidates are looked up in the word lists of the
+    languages listing it (all lists for a language without one).
+    """
+    languages, typos, glue, vocabulary = _shipped_words()
+    everything = set().union(*dictionaries.values()) if dictionaries else set()
+    found: set[str] = set()
+    for word in sorted(typos):
+        candidates = typo_variants(word)
         candidates.update(first + word for first in typos | glue)
-    return sorted((candidates & dictionary) - vocabulary)
+        langs = [lang for lang in languages[word] if lang in dictionaries]
+        dictionary = set().union(*(dictionaries[lang] for lang in langs)) if langs else everything
+        found.update(candidates & dictionary)
+    return sorted(found - vocabulary)
 
 
 def _lines(words: Iterable[str], width: int = 96) -> list[str]:
