@@ -12,6 +12,8 @@ from schemas.api import (
     ErrorBody,
     HistoryBody,
     OptionsBody,
+    PreviewBody,
+    PreviewPending,
     SettingsBody,
     ValidationBody,
 )
@@ -34,7 +36,8 @@ def openapi_document() -> dict[str, Any]:
         (HandoffConfig, "validation"), (SettingsBody, "serialization"),
         (HistoryBody, "serialization"), (ValidationBody, "serialization"),
         (OptionsBody, "serialization"), (ErrorBody, "serialization"),
-        (ConflictBody, "serialization")]
+        (ConflictBody, "serialization"), (PreviewBody, "serialization"),
+        (PreviewPending, "serialization")]
     refs, defs = models_json_schema(models, ref_template=_REF)
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
@@ -56,6 +59,11 @@ def openapi_document() -> dict[str, Any]:
     put_answers["200"]["headers"] = etag_header
     put_answers["412"] = {"description": _EXTRA["412"], "headers": etag_header,
                           **ref(ConflictBody)}
+    preview_answers = answers(PreviewBody, "recorded against proposed, and the number of "
+                                           "conversations whose outcome changes",
+                              "404", "422", "429", "504")
+    preview_answers["202"] = {"description": "still running: poll the `Location` (also "
+                                             "`poll` in the body)", **ref(PreviewPending)}
     config_body = {"required": True, "description": "the `config` object of a config request",
                    **ref(HandoffConfig, "validation")}
     return {
@@ -117,6 +125,28 @@ def openapi_document() -> dict[str, Any]:
                                    "workflows, for the settings page (extension)",
                         "responses": answers(OptionsBody, "the choices")},
             },
+            "/accounts/{account_id}/handoff-settings/preview": {
+                "parameters": [_ACCOUNT],
+                "post": {"operationId": "previewHandoffSettings",
+                         "summary": "what proposed settings would have done to the account's "
+                                    "recorded traffic (`handoff simulate`), without saving them",
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": {"type": "object", "required": ["config"],
+                                        "properties": {
+                                            "config": refs[(HandoffConfig, "validation")],
+                                            "from": {"type": "string", "format": "date-time"},
+                                            "to": {"type": "string", "format": "date-time"}},
+                                        "description": "`from`/`to` default to the last 7 "
+                                                       "days"}}}},
+                         "responses": preview_answers},
+            },
+            "/accounts/{account_id}/handoff-settings/preview/{preview_id}": {
+                "parameters": [_ACCOUNT, {"name": "preview_id", "in": "path",
+                                          "required": True, "schema": {"type": "string"}}],
+                "get": {"operationId": "pollHandoffSettingsPreview",
+                        "summary": "a preview that answered 202: 202 while it runs, then 200",
+                        "responses": preview_answers},
+            },
             "/openapi.json": {"get": {
                 "operationId": "getOpenApi", "summary": "this description", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3.1",
@@ -130,9 +160,12 @@ def openapi_document() -> dict[str, Any]:
 
 
 _EXTRA = {
+    "404": "no such preview on this worker (kept 10 minutes), or the account has no traffic",
     "422": "invalid: `errors` names each field (`routing.destination`, `custom_triggers[2]`) "
            "and what to fix",
     "412": "`If-Match` names a version that is no longer current: the body says which "
            "version is, who saved it and when; nothing was changed",
-    "504": "published, but the outcome did not arrive in time; see the history",
+    "429": "this worker runs as many previews as it may at once; try again shortly",
+    "504": "too late: a PUT was published but its outcome did not arrive in time (see the "
+           "history); a preview ran longer than its limit and was stopped",
 }
