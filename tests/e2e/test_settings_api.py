@@ -634,11 +634,11 @@ def test_the_preview_counts_are_those_of_handoff_simulate(api: Api, tmp_path: Pa
     account = api.accounts[1]
     editor = f"{account}-ed"
     assert api.put(account, editor, {"custom_triggers": ["faktura"]}).status == 200
-    for i, text in enumerate(["Jeg har et spørsmål om faktura", "Jeg vil snakke med et menneske",
-                              "Når åpner dere?", "Om levering"]):
+    for i, text in enumerate(["Om levering", "Når åpner dere?", "Jeg har et spørsmål om faktura",
+                              "Jeg vil snakke med et menneske"]):
         api.dep.send(Topic.CHAT_MESSAGES, message(f"pv-{i}", text, account=account,
                                                   conversation=f"c-pv-{i}"))
-    handoffs(api, {"c-pv-0", "c-pv-1"}, 2)
+    handoffs(api, {"c-pv-2", "c-pv-3"}, 2)  # the last two: every message is in the log
     proposal = {"custom_triggers": ["levering"], "process": "live",
                 "routing": {"mode": "workflow", "workflow_id": f"{account}-wf"}}
     path = f"/accounts/{account}/handoff-settings/preview"
@@ -665,7 +665,7 @@ def test_the_preview_counts_are_those_of_handoff_simulate(api: Api, tmp_path: Pa
     # What it says: the faktura handoff goes, levering comes, and all become tickets.
     assert body["recorded"]["by_trigger"]["custom_phrase"] >= 1
     assert body["proposed"]["tickets"] == body["proposed"]["handoffs"] >= 2
-    assert body["changed_conversations"] >= 2
+    assert body["changed_conversations"] >= 2  # c-pv-0 now hands off, c-pv-2 no more
     # The default range is the last 7 days.
     start = datetime.fromisoformat(body["range"]["from"])
     end = datetime.fromisoformat(body["range"]["to"])
@@ -685,6 +685,55 @@ def test_the_preview_refuses_what_a_put_refuses(api: Api) -> None:
                     {"config": {}}).status == 403
     missing = api.call("GET", path + "/0123456789abcdef", api.tokens[f"{account}-ed"])
     assert missing.status == 404
+
+
+def test_the_settings_page_previews_the_impact_of_the_form(api: Api, tmp_path: Path) -> None:
+    if chromium_binary() is None:
+        pytest.skip("Debian's chromium package is not installed")
+    account = api.accounts[1]
+    editor = f"{account}-ed"
+    before = api.settings(account, editor).body
+
+    async def look() -> tuple[list[list[str]], str, int, str]:
+        async with chromium(tmp_path / "profile") as page:
+            await page.goto(f"{api.url(api.ports[0])}/settings?account={account}")
+            await page.type("#token", api.tokens[editor])
+            await page.click("#load")
+            await page.wait_for("!document.querySelector('#settings').hidden")
+            await page.click("#add-trigger")
+            await page.type("#trigger-list li:last-child input", "levering")
+            await page.click("#preview")
+            await page.wait_for("!document.querySelector('#impact').hidden")
+            rows = await page.evaluate(
+                "Array.from(document.querySelectorAll('#impact-table tbody tr')).map("
+                "tr => Array.from(tr.cells).map(td => td.textContent))")
+            changed = await page.text("#impact-changed")
+            bars = await page.evaluate("document.querySelectorAll('#impact-chart rect').length")
+            status = await page.text("#status")
+            await page.screenshot(tmp_path / "preview.png")
+            return rows, changed, int(bars), status
+
+    rows, changed, bars, status = asyncio.run(look())
+    config = {**before["config"],
+              "custom_triggers": [*before["config"]["custom_triggers"], "levering"]}
+    expected = api.call("POST", f"/accounts/{account}/handoff-settings/preview",
+                        api.tokens[editor], {"config": config})
+    assert expected.status == 200, expected.body
+    want = expected.body
+    table = {r[0]: r[1:] for r in rows if len(r) == 4}
+    for label, key in (("Handoffs", "handoffs"), ("Left unassigned", "unassigned"),
+                       ("Tickets created", "tickets")):
+        a, b = want["recorded"][key], want["proposed"][key]
+        assert table[label] == [str(a), str(b), f"+{b - a}" if b > a else str(b - a)]
+    kinds = set(want["recorded"]["by_trigger"]) | set(want["proposed"]["by_trigger"])
+    assert {k.replace("_", " ") for k in kinds} <= set(table)
+    assert ["By trigger"] in rows
+    assignees = set(want["recorded"]["by_assignee"]) | set(want["proposed"]["by_assignee"])
+    assert (["By assignee"] in rows) == bool(assignees)
+    assert changed == f"Conversations whose outcome changes: {want['changed_conversations']}"
+    assert bars == 2 * (3 + len(kinds))  # recorded and proposed, per count
+    assert status == "Preview ready: nothing was saved"
+    assert api.settings(account, editor).body == before
 
 
 # -- replay (last: after every other test's requests) ----------------------------------------

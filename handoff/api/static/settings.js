@@ -12,12 +12,12 @@
 
   function account() { return $("#account").value.trim(); }
 
-  async function call(method, tail, body, extra) {
+  async function call(method, tail, body, extra, path) {
     const token = $("#token").value.trim();
     const headers = Object.assign({ Accept: "application/json" }, extra || {});
     if (token) headers.Authorization = "Bearer " + token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const url = "/accounts/" + encodeURIComponent(account()) + "/handoff-settings" + tail;
+    const url = path || "/accounts/" + encodeURIComponent(account()) + "/handoff-settings" + tail;
     let answer;
     try {
       answer = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -268,6 +268,126 @@
     }
   }
 
+  // -- impact preview -----------------------------------------------------------------------
+
+  const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+  function assigneeName(id) {
+    const who = options.users.find((u) => u.id === id) || options.teams.find((t) => t.id === id);
+    return who && who.name !== id ? who.name + " (" + id + ")" : id;
+  }
+
+  function impactRows(doc) {
+    const r = doc.recorded;
+    const p = doc.proposed;
+    const rows = [
+      { label: "Handoffs", a: r.handoffs, b: p.handoffs, chart: true },
+      { label: "Left unassigned", a: r.unassigned, b: p.unassigned, chart: true },
+      { label: "Tickets created", a: r.tickets, b: p.tickets, chart: true },
+    ];
+    const groups = [["By trigger", "by_trigger", (k) => k.replace(/_/g, " ")],
+      ["By assignee", "by_assignee", assigneeName]];
+    groups.forEach(([title, key, name]) => {
+      const keys = Array.from(new Set([...Object.keys(r[key]), ...Object.keys(p[key])])).sort();
+      if (!keys.length) return;
+      rows.push({ group: title });
+      keys.forEach((k) => rows.push({ label: name(k), a: r[key][k] || 0, b: p[key][k] || 0,
+        indent: true, chart: key === "by_trigger" }));
+    });
+    return rows;
+  }
+
+  function renderImpact(doc) {
+    $("#impact-range").textContent = "Recorded traffic from " + doc.range.from + " to "
+      + doc.range.to + " (" + doc.range.records + " records of the account).";
+    $("#impact-changed").textContent = "Conversations whose outcome changes: "
+      + doc.changed_conversations;
+    const body = $("#impact-table tbody");
+    body.replaceChildren();
+    const rows = impactRows(doc);
+    rows.forEach((row) => {
+      const tr = document.createElement("tr");
+      if (row.group) {
+        tr.className = "group";
+        const td = document.createElement("td");
+        td.colSpan = 4;
+        td.textContent = row.group;
+        tr.append(td);
+      } else {
+        const change = row.b - row.a;
+        [row.label, row.a, row.b, change > 0 ? "+" + change : String(change)].forEach((v, i) => {
+          const td = document.createElement("td");
+          td.textContent = v;
+          if (i === 0 && row.indent) td.className = "indent";
+          if (i === 3 && change) td.className = change > 0 ? "up" : "down";
+          tr.append(td);
+        });
+      }
+      body.append(tr);
+    });
+    // A bar chart of the same counts: recorded (grey) above proposed (orange).
+    const ns = "http://www.w3.org/2000/svg";
+    const chart = $("#impact-chart");
+    chart.replaceChildren();
+    const bars = rows.filter((row) => row.chart);
+    const most = Math.max(1, ...bars.flatMap((row) => [row.a, row.b]));
+    const left = 170;
+    const span = 640 - left - 50;
+    bars.forEach((row, i) => {
+      const y = 6 + i * 40;
+      const label = document.createElementNS(ns, "text");
+      label.setAttribute("x", "0");
+      label.setAttribute("y", String(y + 19));
+      label.textContent = row.label;
+      chart.append(label);
+      [["recorded", row.a, 0], ["proposed", row.b, 16]].forEach(([kind, value, dy]) => {
+        const rect = document.createElementNS(ns, "rect");
+        rect.setAttribute("class", kind);
+        rect.setAttribute("x", String(left));
+        rect.setAttribute("y", String(y + dy));
+        rect.setAttribute("height", "14");
+        rect.setAttribute("width", String(Math.max(value ? 2 : 0, Math.round(span * value / most))));
+        const tip = document.createElementNS(ns, "title");
+        tip.textContent = row.label + ", " + kind + ": " + value;
+        rect.append(tip);
+        const count = document.createElementNS(ns, "text");
+        count.setAttribute("x", String(left + Math.round(span * value / most) + 6));
+        count.setAttribute("y", String(y + dy + 12));
+        count.textContent = String(value);
+        chart.append(rect, count);
+      });
+    });
+    chart.setAttribute("height", String(12 + bars.length * 40));
+    $("#impact").hidden = false;
+  }
+
+  async function preview() {
+    clearErrors();
+    $("#status").textContent = "Previewing…";
+    $("#preview").disabled = true;
+    try {
+      let result = await call("POST", "/preview", { config: collect() });
+      while (result.status === 202) {
+        $("#status").textContent = "Previewing… (a long range: still running)";
+        await sleep(1000);
+        result = await call("GET", "", undefined, {}, result.body.poll);
+      }
+      if (result.status === 200) {
+        renderImpact(result.body);
+        $("#status").textContent = "Preview ready: nothing was saved";
+      } else {
+        $("#status").textContent = "No preview (" + result.status + ")";
+        const doc = result.body || { error: "no answer", errors: [] };
+        const errors = (doc.errors || []).map((e) => ({
+          field: e.field.startsWith("config.") ? e.field.slice(7) : (e.field === "config" ? "" : e.field),
+          message: e.message }));
+        showErrors({ error: doc.error, errors }, result.status === 422 ? "" : "connection");
+      }
+    } finally {
+      $("#preview").disabled = false;
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     const params = new URLSearchParams(window.location.search);
     $("#account").value = params.get("account") || "";
@@ -275,6 +395,7 @@
     $("#load").addEventListener("click", load);
     $("#add-trigger").addEventListener("click", () => addTrigger("").focus());
     $("#reload").addEventListener("click", load);
+    $("#preview").addEventListener("click", preview);
     form.addEventListener("change", refreshVisibility);
     form.addEventListener("submit", save);
     if (account() && $("#token").value) load();
