@@ -30,8 +30,10 @@ is longer and contains the whole veto ("don't want to talk to a bot" is a
 positive that contains the veto "don't want to").  Repeating a positive
 phrase as a veto therefore switches it off.
 
-Words listed on a "~" line (five letters or more) also match with one typo,
-in every pattern of every file: a letter dropped (the first only in words of
+Words listed on a "~" line (four letters or more) also match with one typo,
+in every pattern of every file.  Four-letter words ("talk", "chat", "mens")
+only take two letters swapped after the first ("tlak") or a letter doubled:
+their other one-typo neighbours are too often real words.  Longer words: a letter dropped (the first only in words of
 six letters or more: "omeone"), two neighbouring letters swapped ("huamn"),
 a letter doubled ("talkking"), a key next to a letter typed beside it
 ("assistgant") or instead of it ("hunan", "petson"); the first letter is
@@ -55,6 +57,7 @@ from handoff.triggers.normalize import normalize
 __all__ = [
     "MAX_EXPANSIONS_PER_PIECE",
     "MIN_INITIAL_DROP_LEN",
+    "MIN_SHORT_TYPO_LEN",
     "MIN_TYPO_LEN",
     "PatternError",
     "PatternKind",
@@ -73,8 +76,10 @@ _MACRO_RE = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _MACRO_REF_RE = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)$")
 _PIECE_SPLIT_RE = re.compile(r"\s\+\s")
 # Shorter words have too many one-typo neighbours that are real words
-# ("talk" -> "tal", "alk"; "with" -> "wit").
+# ("talk" -> "tal", "alk"; "with" -> "wit"), so words of MIN_SHORT_TYPO_LEN
+# up to MIN_TYPO_LEN take only swapped and doubled letters.
 MIN_TYPO_LEN = 5
+MIN_SHORT_TYPO_LEN = 4
 
 
 class PatternError(ValueError):
@@ -247,6 +252,11 @@ MIN_INITIAL_DROP_LEN = 6
 def typo_variants(word: str) -> set[str]:
     """One-typo forms of `word` (see the module docstring); the first letter stays typed."""
     size = len(word)
+    if size < MIN_TYPO_LEN:
+        short = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(1, size - 1)}
+        short.update(word[:i] + word[i - 1] + word[i:] for i in range(1, size + 1))
+        short.discard(word)
+        return short
     variants = {word[:i] + word[i + 1 :] for i in range(1, size)}
     if size >= MIN_INITIAL_DROP_LEN:
         variants.add(word[1:])
@@ -289,7 +299,9 @@ def parse_lines(lines: list[str], source: str) -> Iterator[PatternLine]:
                 yield PatternLine(kind, source, line_no, line, (words,))
             continue
         if line.startswith("~"):
-            words = tuple(w for w in normalize(line[1:]).split() if len(w) >= MIN_TYPO_LEN)
+            words = tuple(
+                w for w in normalize(line[1:]).split() if len(w) >= MIN_SHORT_TYPO_LEN
+            )
             if words:
                 yield PatternLine(PatternKind.TYPOS, source, line_no, line, (words,))
             continue
