@@ -33,8 +33,9 @@ phrase as a veto therefore switches it off.
 Words listed on a "~" line (four letters or more) also match with one typo,
 in every pattern of every file.  Four-letter words ("talk", "chat", "mens")
 only take two letters swapped after the first ("tlak") or a letter doubled:
-their other one-typo neighbours are too often real words.  Longer words: a letter dropped (the first only in words of
-six letters or more: "omeone"), two neighbouring letters swapped ("huamn"),
+their other one-typo neighbours are too often real words.  Longer words: a
+letter dropped (the first only in words of six letters or more: "omeone"),
+two neighbouring letters swapped ("huamn"),
 a letter doubled ("talkking"), a key next to a letter typed beside it
 ("assistgant") or instead of it ("hunan", "petson"); the first letter is
 never replaced.  A "~" word also matches run together with a "~" or "~+"
