@@ -95,7 +95,7 @@ def build(dictionaries: dict[str, set[str]]) -> list[str]:
     found: set[str] = set()
     for word in sorted(typos):
         candidates = typo_variants(word)
-        candidates.update(first + word for first in typos | glue)
+        candidates.update(first + word for first in glue)
         langs = [lang for lang in languages[word] if lang in dictionaries]
         dictionary = set().union(*(dictionaries[lang] for lang in langs)) if langs else everything
         found.update(candidates & dictionary)

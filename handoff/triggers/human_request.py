@@ -153,8 +153,9 @@ class HumanRequestDetector:
             for variant in sorted(typo_variants(word)):
                 if variant not in vocabulary and variant not in not_typos:
                     corrections.setdefault(variant, word)
-        # Words run together ("tosomeone", "humanagent") split back apart.
-        for head in dict.fromkeys([*glue_words, *typo_set]):
+        # Words run together ("tosomeone", "humanagent") split back apart:
+        # a "~+" word and the "~" word after it.
+        for head in dict.fromkeys(glue_words):
             for word in typo_set:
                 joined = head + word
                 if joined not in vocabulary and joined not in not_typos:
@@ -181,7 +182,8 @@ class HumanRequestDetector:
             )
             values[key] = shared_infos.setdefault(info, info)
         for variant, word in corrections.items():
-            values[f" {variant} "] = _KeyInfo(len(variant) + 2, (), (), None, word)
+            info = _KeyInfo(len(variant) + 2, (), (), None, word)
+            values[f" {variant} "] = shared_infos.setdefault(info, info)
         self._automaton: Automaton[_KeyInfo] = Automaton(values.items())
 
     @classmethod

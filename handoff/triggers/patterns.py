@@ -38,8 +38,8 @@ letter dropped (the first only in words of six letters or more: "omeone"),
 two neighbouring letters swapped ("huamn"),
 a letter doubled ("talkking"), a key next to a letter typed beside it
 ("assistgant") or instead of it ("hunan", "petson"); the first letter is
-never replaced.  A "~" word also matches run together with a "~" or "~+"
-word before it ("tosomeone", "humanagent").  A variant that is a pattern word
+never replaced.  A "~" word also matches run together with a "~+" word
+before it ("tosomeone", "humanagent").  A variant that is a pattern word
 itself or a "~!" word is never corrected: "~!" lists real words one typo away
 from a "~" word ("humane" from "humans"), and `data/not_typos.txt` lists such
 words from the dictionaries of the supported languages.
