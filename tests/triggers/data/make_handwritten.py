@@ -30,17 +30,18 @@ LABELS = {"H": "human", "B": "borderline", "O": "other"}
 
 def rows() -> list[tuple[str, str, str, str]]:
     out: list[tuple[str, str, str, str]] = []
-    paths = sorted(HERE.glob("sentences_*.txt")) + sorted(HERE.glob("fresh_*.txt"))
+    paths = [*sorted(HERE.glob("sentences_*.txt")), *sorted(HERE.glob("fresh_*.txt")),
+             *sorted(HERE.glob("fresh2_*.txt"))]
     for path in paths:
         lang = path.stem.split("_", 1)[1]
-        fresh = path.stem.startswith("fresh_")
+        fresh = path.stem.startswith("fresh")
         index = 0
         for raw in path.read_text(encoding="utf-8").splitlines():
             if not raw.strip() or raw.startswith("#"):
                 continue
             mark, text = raw.split(" ", 1)
             if fresh:
-                source = "handwritten-fresh"
+                source = "handwritten-" + path.stem.split("_", 1)[0]
             else:
                 source = "handwritten-holdout" if index % 3 == 2 else "handwritten-tune"
             out.append((text.strip(), LABELS[mark], lang, source))
