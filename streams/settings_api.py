@@ -563,6 +563,12 @@ class SettingsApi:
             except ValueError as exc:
                 errors.append(FieldError(name, f"an RFC 3339 time such as "
                                                f"2026-11-26T10:00:00Z ({exc})"))
+        wait = raw.get("wait_s", SYNC_WAIT_S)  # extension: answer 202 sooner
+        if isinstance(wait, bool) or not isinstance(wait, int | float) \
+                or not 0 <= wait <= SYNC_WAIT_S:
+            errors.append(FieldError("wait_s", f"seconds from 0 to {SYNC_WAIT_S:g} to wait "
+                                               "before answering 202"))
+            wait = SYNC_WAIT_S
         config = raw["config"]
         errors += [FieldError(f"config.{e.field}" if e.field else "config", e.message)
                    for e in [*unknown_fields(config), *check_config(config, account)[1]]]
@@ -574,7 +580,7 @@ class SettingsApi:
         except PreviewError as exc:
             raise Refusal(exc.status, str(exc), [FieldError("to", str(exc))]
                           if exc.status == 422 else None) from None
-        return await self.preview_answer(request, account_id, job.job_id, SYNC_WAIT_S)
+        return await self.preview_answer(request, account_id, job.job_id, float(wait))
 
     async def preview_answer(self, request: web.Request, account_id: str, job_id: str,
                              wait: float) -> tuple[int, BaseModel]:

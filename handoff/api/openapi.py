@@ -135,7 +135,11 @@ def openapi_document() -> dict[str, Any]:
                                         "properties": {
                                             "config": refs[(HandoffConfig, "validation")],
                                             "from": {"type": "string", "format": "date-time"},
-                                            "to": {"type": "string", "format": "date-time"}},
+                                            "to": {"type": "string", "format": "date-time"},
+                                            "wait_s": {"type": "number", "minimum": 0,
+                                                       "maximum": 9, "default": 9,
+                                                       "description": "how long to wait "
+                                                       "before answering 202 (extension)"}},
                                         "description": "`from`/`to` default to the last 7 "
                                                        "days"}}}},
                          "responses": preview_answers},

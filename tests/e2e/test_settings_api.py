@@ -674,6 +674,28 @@ def test_the_preview_counts_are_those_of_handoff_simulate(api: Api, tmp_path: Pa
     assert api.settings(account, editor).body["config"]["custom_triggers"] == ["faktura"]
 
 
+def test_a_preview_that_is_not_ready_answers_202_and_a_link_to_poll(api: Api) -> None:
+    account = api.accounts[1]
+    token = api.tokens[f"{account}-ed"]
+    path = f"/accounts/{account}/handoff-settings/preview"
+    started = api.call("POST", path, token, {"config": {"process": "none"}, "wait_s": 0},
+                       port=api.ports[0])
+    assert started.status == 202, started.body
+    poll = started.body["poll"]
+    assert started.headers["Location"] == poll and poll.startswith(path + "/")
+    assert started.body["status"] == "running"
+
+    def ready() -> Answer | None:
+        # Either worker: the poll is forwarded to the one running the preview.
+        answer = api.call("GET", poll, token, port=api.ports[1])
+        assert answer.status in (200, 202), answer.body
+        return answer if answer.status == 200 else None
+
+    done = until(ready, timeout=60, what="the preview")
+    assert done.body["proposed"]["handoffs"] == 0  # process none: nothing is handed off
+    assert done.body["recorded"]["handoffs"] >= 2
+
+
 def test_the_preview_refuses_what_a_put_refuses(api: Api) -> None:
     account = api.accounts[1]
     path = f"/accounts/{account}/handoff-settings/preview"
