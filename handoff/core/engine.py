@@ -322,12 +322,15 @@ class Engine:
             reason=refusal, version=version, occurred_at=request.occurred_at)))
 
 
+STALE_PREFIX = "the settings changed since version"
+
+
 def stale_reason(current: AccountSettings, based_on: int) -> str:
     """Why a change based on an older version is refused: who saved the current one, when."""
     saved = (f"version {current.version} was saved by {current.actor} at "
              f"{format_timestamp(current.occurred_at)}" if current.occurred_at is not None
              else f"version {current.version} is current")
-    return (f"the settings changed since version {based_on} that this change was based on: "
+    return (f"{STALE_PREFIX} {based_on} that this change was based on: "
             f"{saved}; load them again and redo the change")
 
 
