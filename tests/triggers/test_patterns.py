@@ -215,3 +215,21 @@ def test_operator_directory_extends_a_language(
 def test_missing_operator_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         HumanRequestDetector.load([tmp_path / "nope"])
+
+
+def test_not_typos_builder_keeps_real_words_of_the_words_own_language() -> None:
+    from handoff.triggers.build_not_typos import build
+
+    # "humane" is one slip from English "humans"; "snake" from Norwegian
+    # "snakke" but only a real word in English, which does not list "snakke".
+    found = build({"en": {"humane", "snake", "agent"}, "nb": set()})
+    assert "humane" in found
+    assert "snake" not in found
+    assert "agent" not in found  # a pattern word is never a correction anyway
+
+
+def test_shipped_not_typos_file_lists_known_near_words() -> None:
+    from handoff.triggers.human_request import NOT_TYPOS_FILE
+
+    words = {w for line in parse_file(NOT_TYPOS_FILE) for w in line.pieces[0]}
+    assert {"humane", "manger"} <= words
