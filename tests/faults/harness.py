@@ -230,7 +230,7 @@ class Run:
         self.seed = seed
         self.workers: list[Worker] = []
         self.started_at: dict[int, int] = {}  # id(worker) -> its log's size at its last start
-        self.killed: set[int] = set()
+        self.killed: set[int] = set()  # pids of worker processes the test stopped
         self.exits = 0
         self.kills_in_transaction = 0
         self.paused = asyncio.Event()
@@ -251,11 +251,11 @@ class Run:
 
     async def start(self, w: Worker) -> None:
         self.started_at[id(w)] = w.log_path.stat().st_size if w.log_path.exists() else 0
-        self.killed.discard(id(w))
         await asyncio.to_thread(w.start, 120.0)
 
     async def kill(self, w: Worker, sig: int = signal.SIGKILL) -> None:
-        self.killed.add(id(w))
+        if w.process is not None:
+            self.killed.add(w.process.pid)
         await asyncio.to_thread(w.stop, sig)
 
     def signal(self, w: Worker, sig: int) -> None:
@@ -290,7 +290,8 @@ class Run:
             await asyncio.sleep(1.0)
             for w in self.workers:
                 p = w.process
-                if p is not None and p.poll() is not None and id(w) not in self.killed:
+                if p is not None and p.poll() is not None and p.pid not in self.killed:
+                    self.killed.add(p.pid)  # counted once
                     self.exits += 1
                     self.notes.append(f"{w.log_path.name} exited {p.returncode} on its own")
                     await self.start(w)
