@@ -71,8 +71,8 @@ def test_goals_on_held_out_sentences_per_language(
     rows = [row for row in _held_out(_rows()) if row.lang == lang]
     counts: Counts = evaluate(rows, detector).overall
     assert counts.human >= 10 and counts.other >= 10
-    # About forty requests per language: one or two misses are noise, three a gap.
-    assert counts.human - counts.true_positives <= 2, (lang, counts.to_json())
+    # About forty requests per language; the pooled test above holds 0.95.
+    assert counts.recall is not None and counts.recall >= 0.9, (lang, counts.to_json())
     assert counts.other_positives == 0, (lang, counts.to_json())
 
 
