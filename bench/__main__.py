@@ -132,6 +132,15 @@ async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: 
         report["errors"].append(f"{part}: {type(exc).__name__}: {exc}")
         traceback.print_exc()
 
+    def failed(part: str, result: dict[str, Any]) -> None:
+        """A run that finished but not as it should (a worker that did not finish, handoffs
+        missing): an error of the bench, not only a note in the JSON."""
+        if "error" in result:
+            report["errors"].append(f"{part}: {result['error']}")
+        note_ = result.get("worker", {}).get("handoffs_note")
+        if note_:
+            report["errors"].append(f"{part}: {note_}")
+
     if "throughput" in args.parts:
         out: dict[str, Any] = {}
         results["throughput"] = out
@@ -141,6 +150,7 @@ async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: 
                 out[_store_name(store)] = await throughput.run(
                     bootstrap, workdir, n=args.messages, accounts=args.accounts, store=store,
                     parse_baseline=i == 0, label=_store_name(store))
+                failed(f"throughput-{_store_name(store)}", out[_store_name(store)])
             except Exception as exc:
                 note(f"throughput-{_store_name(store)}", exc)
     ratio = results.get("throughput", {}).get("memory", {}).get("ratio")
@@ -154,6 +164,7 @@ async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: 
             prof = await throughput.run_profile(bootstrap, workdir, n=args.profile_messages,
                                                 accounts=args.accounts)
             results["profile"] = prof
+            failed("profile", prof)
             if "profile" in prof:
                 text = format_summary(prof["profile"], 25)
                 path = workdir / "profile.txt"
@@ -174,6 +185,10 @@ async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: 
                         bootstrap, workdir, rate=rate, seconds=args.latency_seconds,
                         warmup=1.0 if args.quick else 2.0, trigger_every=args.trigger_every,
                         window_ms=window, drain_timeout=60.0 if args.quick else 180.0))
+                    if runs[-1]["handoffs_missing"]:
+                        report["errors"].append(
+                            f"latency-{rate:.0f}-{label}: {runs[-1]['handoffs_missing']} "
+                            f"handoffs not seen within the drain timeout")
                 except Exception as exc:
                     note(f"latency-{rate:.0f}-{label}", exc)
         results["latency"] = runs
@@ -199,6 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "mode": mode, "started": dt.datetime.now().isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(sys.argv[1:]),
         "machine": {**harness.machine(), "platform": platform.platform()},
+        "code": harness.code_version(),
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": {}, "errors": [], "workdir": str(workdir)}
     started = time.monotonic()
@@ -262,7 +278,10 @@ def table(report: dict[str, Any]) -> str:
                  + (f", {1 / t['txn_cpu_ratio']:.1f}x the txn loop's"
                     if t.get("txn_cpu_ratio") else "")) if t["cpu_ratio"] else "")
         handoffs = f"{w['handoffs']:,} of {t['expected_handoffs']:,} expected"
-        row("", "  handoffs published", handoffs, f"{t['triggering_messages_pct']}% of msgs fire",
+        retries = (f"; worker's produce retries {w['produce_retries']}"
+                   if "produce_retries" in w else "")
+        row("", "  handoffs published", handoffs,
+            f"{t['triggering_messages_pct']}% of msgs fire{retries}",
             "ok" if w["handoffs"] == t["expected_handoffs"] else "MISMATCH")
         cpu = t.get("cpu", {})
         row("", "  machine cores busy: bench / others", f"{_fmt(cpu.get('bench_cores'))} / "
@@ -279,7 +298,8 @@ def table(report: dict[str, Any]) -> str:
         value = f"{_fmt(lat['p50_ms'])} / {_fmt(lat['p99_ms'])} / {_fmt(lat['max_ms'])}"
         ok = lat["p99_ms"] < GOAL_P99_MS if lat["handoffs_timed"] else False
         row("2 latency", f"p50/p99/max ms @ {lat['target_rate']:.0f}/s, window {window}", value,
-            f"{lat['handoffs_timed']:,} handoffs timed, {lat['handoffs_missing']} missing",
+            f"{lat['handoffs_timed']:,} handoffs timed, {lat['handoffs_missing']} missing"
+            + (f"; {lat['produce_retries']} produce retries" if "produce_retries" in lat else ""),
             f"goal p99 < {GOAL_P99_MS:.0f} ms {_verdict(ok)}")
     m = r.get("matchers")
     if m:
@@ -348,7 +368,12 @@ def table(report: dict[str, Any]) -> str:
                     f"{mach.get('memory_gib')} GiB, {mach.get('cpu', '?')}; Python "
                     f"{mach.get('python')}; {report.get('broker', 'no broker')}; load average "
                     f"{mach.get('load_average')} at start, {mach.get('load_average_end')} at end")
-    lines.insert(1, "")
+    code = report.get("code", {})
+    if code:
+        lines.insert(1, f"code {code.get('commit', '?')}"
+                        + (f", uncommitted changes in {', '.join(code['dirty'])}"
+                           if code.get("dirty") else ", clean"))
+    lines.insert(len(lines) - len(rows) - 2, "")
     return "\n".join(lines)
 
 

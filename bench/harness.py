@@ -155,6 +155,19 @@ class Worker:
         raise RuntimeError(f"worker not ready in {timeout:.0f} s; log {self.log_path}:\n"
                            + self.tail())
 
+    def count(self, text: bytes) -> int:
+        """Lines of this start's log that contain `text`."""
+        with self.log_path.open("rb") as f:
+            f.seek(self._offset)
+            return sum(1 for line in f if text in line)
+
+    def produce_retries(self) -> int:
+        """Produce requests aiokafka retried (logged as warnings). Against Kafka 4 a
+        transactional producer gets NOT_ENOUGH_REPLICAS while the broker cannot yet verify
+        that a partition is in the transaction (KIP-890: the previous transaction still
+        completing, among others); each retry waits retry_backoff_ms (100 ms by default)."""
+        return self.count(b"Got error produce response")
+
     def check(self) -> None:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"worker exited {self.process.returncode}; log {self.log_path}:\n"
@@ -314,10 +327,10 @@ class Offsets:
     Ends are high watermarks; what lies between two offsets is counted by reading it with
     read_committed (commit markers and aborted records take offsets but are not records)."""
 
-    # A group that consumed everything of a transactional topic has committed the offset of
-    # the last commit marker, one short of the end: a gap this small is read to tell markers
-    # from records.
-    READ_GAP = 5_000
+    # A group that commits the offset after the last record it read, not its position past
+    # the commit marker that follows, stays one short of a transactional topic's end: a gap
+    # this small is read to tell markers (and aborted records) from records.
+    READ_GAP = 1_000
 
     def __init__(self, bootstrap: str, partitions: int) -> None:
         self.bootstrap = bootstrap
@@ -514,6 +527,21 @@ async def wait_until(check: Any, timeout: float, interval: float = 0.25,
             alive()
         await asyncio.sleep(interval)
     raise TimeoutError(f"not done within {timeout:.0f} s")
+
+
+def code_version() -> dict[str, Any]:
+    """The commit the workers ran, and which paths of the tree differed from it at the start
+    (the loop may be changing while the bench runs)."""
+    out: dict[str, Any] = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                       capture_output=True, text=True, timeout=10
+                                       ).stdout.strip() or None
+        status = subprocess.run(["git", "status", "--porcelain", "--", "handoff", "schemas",
+                                 "steps", "streams", "bench"], cwd=REPO, capture_output=True,
+                                text=True, timeout=10).stdout
+        out["dirty"] = sorted({line[3:].strip() for line in status.splitlines() if line[3:]})
+    return out
 
 
 def machine() -> dict[str, Any]:

@@ -44,7 +44,8 @@ async def run(bootstrap: str, workdir: Path, *, rate: float, seconds: float, war
               trigger_every: int, window_ms: int | None, accounts: int = 5,
               drain_timeout: float = 60.0) -> dict[str, Any]:
     label = "default" if window_ms is None else str(window_ms)
-    dep = Deployment(bootstrap, workdir, window_ms=window_ms, name=f"latency-window-{label}")
+    dep = Deployment(bootstrap, workdir, window_ms=window_ms,
+                     name=f"latency-{rate:.0f}-window-{label}")
     accts = traffic.make_accounts(accounts, seed=5)
     fixture, configs = traffic.setup_fixture(accts, max_open=1_000_000)
     await dep.create_topics()
@@ -110,6 +111,7 @@ async def run(bootstrap: str, workdir: Path, *, rate: float, seconds: float, war
     finally:
         await producer.stop()
         worker.stop()
+    result["produce_retries"] = worker.produce_retries()
     shutil.rmtree(dep.data_dir, ignore_errors=True)
     latencies = sorted((received[e] - sent[e]) * 1000 for e in counted if e in received)
     result.update({

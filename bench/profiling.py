@@ -1,8 +1,10 @@
 """Sampling the running worker with py-spy, and reading its stacks into top costs.
 
 py-spy (pinned in bench/requirements.txt) samples the worker process from outside, without
-changing it; `--format raw` writes one line per distinct stack with its sample count. Idle
-threads are not sampled, so shares are of the worker's busy time.
+changing it; `--format raw` writes one line per distinct stack with its sample count. py-spy
+leaves out most idle samples, but not all: a sample caught in the event loop's `select` (the
+loop waiting for the broker) is idle time too. Those are counted apart, and every share is of
+the worker's busy time (the other samples).
 """
 
 from __future__ import annotations
@@ -111,13 +113,21 @@ def _short(path: str) -> str:
     return _STDLIB.sub("", path)
 
 
+# Leaf frames that are waiting, not working: the event loop's poll, a thread's wait.
+IDLE_LEAVES = ("selectors.py:EpollSelector.select", "selectors.py:PollSelector.select",
+               "selectors.py:SelectSelector.select", "threading.py:Condition.wait",
+               "threading.py:Thread._wait_for_tstate_lock", "queue.py:Queue.get")
+
+
 def summarize(raw: str, top: int = 25) -> dict[str, Any]:
-    """Top functions by own time and by inclusive time, and time by layer (leaf frame)."""
+    """Top functions by own time and by inclusive time, and time by layer (leaf frame), as
+    shares of the busy samples (those whose leaf is not an idle wait)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     layers: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     total = 0
+    idle = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -127,8 +137,6 @@ def summarize(raw: str, top: int = 25) -> dict[str, Any]:
         thread, frames = frames[0], frames[1:]
         if not frames:
             continue
-        total += count
-        threads[thread] += count
         names = []
         for frame in frames:
             m = _FRAME.match(frame)
@@ -136,6 +144,11 @@ def summarize(raw: str, top: int = 25) -> dict[str, Any]:
                 names.append((frame, "other"))
                 continue
             names.append((f"{_short(m['file'])}:{m['func']}", _layer(m["file"])))
+        if names[-1][0] in IDLE_LEAVES:
+            idle += count
+            continue
+        total += count
+        threads[thread] += count
         own[names[-1][0]] += count
         layers[names[-1][1]] += count
         # Inclusive: each function once per stack; the first project/library frame is what a
@@ -144,14 +157,14 @@ def summarize(raw: str, top: int = 25) -> dict[str, Any]:
             inclusive[name] += count
 
     def share(counter: Counter[str], limit: int) -> list[dict[str, Any]]:
-        return [{"function": name, "pct": round(100 * c / total, 1)}
+        return [{"function": name, "pct": round(100 * c / max(total, 1), 1)}
                 for name, c in counter.most_common(limit)]
 
     # Leave out the event loop and the frames every stack shares (runpy, click, the command).
     shared = ("asyncio/", "threading", "mode/", "<", "runpy", "click/", "handoff/cli.py",
               "handoff/worker.py", "selectors.py")
     interesting = Counter({k: v for k, v in inclusive.items() if not k.startswith(shared)})
-    return {"samples": total,
+    return {"samples": total, "idle_samples": idle,
             "threads": share(threads, 5),
             "by_layer": share(layers, 15),
             "top_own": share(own, top),
@@ -161,7 +174,10 @@ def summarize(raw: str, top: int = 25) -> dict[str, Any]:
 def format_summary(summary: dict[str, Any], top: int = 15) -> str:
     if "error" in summary:
         return f"profile: {summary['error']}"
-    lines = [f"py-spy samples: {summary['samples']} (busy time only)", "", "by layer (own time):"]
+    idle = summary.get("idle_samples")
+    lines = [f"py-spy samples: {summary['samples']} busy"
+             + (f" (and {idle} idle in select/wait, left out)" if idle is not None else ""),
+             "", "by layer (own time, % of busy samples):"]
     lines += [f"  {r['pct']:5.1f}%  {r['function']}" for r in summary["by_layer"]]
     lines += ["", "top functions, own time:"]
     lines += [f"  {r['pct']:5.1f}%  {r['function']}" for r in summary["top_own"][:top]]

@@ -179,6 +179,7 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         worker_cpu = proc_cpu_s(worker.pid) - cpu_ready
         result["rss_kib"] = rss_kib(worker.pid)
         worker.stop()
+        retries = worker.produce_retries()
         result["cpu"] = meter.stop()
         first, _ = await offsets.timestamps(account_events, since_events)
         _, last = await offsets.timestamps(changelog, since_changelog)
@@ -195,7 +196,7 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         # decision until the group's commits caught up.
         "first_forward_after_ready_s": round((first or 0) / 1000 - ready, 2),
         "lag_zero_after_last_decision_s": round(finished - (last or 0) / 1000, 2),
-        "handoffs": handoffs}
+        "handoffs": handoffs, "produce_retries": retries}
     if handoffs != expected:
         result["worker"]["handoffs_note"] = (
             f"{handoffs} handoff.events records for {expected} expected"
