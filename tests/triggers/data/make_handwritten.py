@@ -32,7 +32,8 @@ def rows() -> list[tuple[str, str, str, str]]:
     out: list[tuple[str, str, str, str]] = []
     paths = [*sorted(HERE.glob("sentences_*.txt")), *sorted(HERE.glob("fresh_*.txt")),
              *sorted(HERE.glob("fresh2_*.txt")), *sorted(HERE.glob("fresh3_*.txt")),
-             *sorted(HERE.glob("fresh4_*.txt")), *sorted(HERE.glob("fresh5_*.txt"))]
+             *sorted(HERE.glob("fresh4_*.txt")), *sorted(HERE.glob("fresh5_*.txt")),
+             *sorted(HERE.glob("fresh6_*.txt"))]
     for path in paths:
         lang = path.stem.split("_", 1)[1]
         fresh = path.stem.startswith("fresh")
