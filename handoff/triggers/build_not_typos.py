@@ -23,7 +23,7 @@ from pathlib import Path
 
 from handoff.triggers.human_request import DATA_DIR, NOT_TYPOS_FILE
 from handoff.triggers.normalize import normalize
-from handoff.triggers.patterns import PatternKind, parse_file, typo_variants
+from handoff.triggers.patterns import PatternKind, parse_file, typo_variant_kinds
 
 __all__ = ["WORD_LISTS", "build", "main"]
 
@@ -87,18 +87,22 @@ def _shipped_words() -> tuple[dict[str, set[str]], set[str], set[str], set[str]]
 def build(dictionaries: dict[str, set[str]]) -> list[str]:
     """Sorted variants (and run-together pairs) of shipped "~" words that are real words.
 
-    Each "~" word's candidates are looked up in the word lists of the
-    languages listing it (all lists for a language without one).
+    Dropped or swapped letters and run-together pairs are looked up in the
+    word lists of the languages listing the "~" word (all lists for a
+    language without one); near-key slips in every list.
     """
     languages, typos, glue, vocabulary = _shipped_words()
-    everything = set().union(*dictionaries.values()) if dictionaries else set()
+    everything: set[str] = set().union(*dictionaries.values()) if dictionaries else set()
     found: set[str] = set()
     for word in sorted(typos):
-        candidates = typo_variants(word)
+        candidates, near_keys = typo_variant_kinds(word)
         candidates.update(first + word for first in glue)
         langs = [lang for lang in languages[word] if lang in dictionaries]
         dictionary = set().union(*(dictionaries[lang] for lang in langs)) if langs else everything
         found.update(candidates & dictionary)
+        # Near-key slips reach into other languages' words ("perdon" is one
+        # from "person"): they are checked against every word list.
+        found.update(near_keys & everything)
     return sorted(found - vocabulary)
 
 

@@ -66,6 +66,7 @@ __all__ = [
     "expand",
     "parse_file",
     "parse_lines",
+    "typo_variant_kinds",
     "typo_variants",
 ]
 
@@ -252,12 +253,25 @@ MIN_INITIAL_DROP_LEN = 6
 
 def typo_variants(word: str) -> set[str]:
     """One-typo forms of `word` (see the module docstring); the first letter stays typed."""
+    dropped_or_swapped, near_keys = typo_variant_kinds(word)
+    return dropped_or_swapped | near_keys
+
+
+def typo_variant_kinds(word: str) -> tuple[set[str], set[str]]:
+    """`typo_variants` split in two: (dropped or swapped letters, doubled or near keys).
+
+    The second kind is larger and reaches further into other languages'
+    words ("perdon" is a near-key slip of "person"), so the not-typos builder
+    checks it against every language's word list.
+    """
     size = len(word)
+    near: set[str] = set()
     if size < MIN_TYPO_LEN:
         short = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(1, size - 1)}
-        short.update(word[:i] + word[i - 1] + word[i:] for i in range(1, size + 1))
+        near.update(word[:i] + word[i - 1] + word[i:] for i in range(1, size + 1))
         short.discard(word)
-        return short
+        near.discard(word)
+        return short, near - short
     variants = {word[:i] + word[i + 1 :] for i in range(1, size)}
     if size >= MIN_INITIAL_DROP_LEN:
         variants.add(word[1:])
@@ -270,11 +284,12 @@ def typo_variants(word: str) -> set[str]:
         extra = set(word[i - 1] + _NEAR.get(word[i - 1], ""))
         if i < size:
             extra.update(_NEAR.get(word[i], ""))
-        variants.update(word[:i] + ch + word[i:] for ch in extra)
+        near.update(word[:i] + ch + word[i:] for ch in extra)
     for i in range(1, size):
-        variants.update(word[:i] + ch + word[i + 1 :] for ch in _NEAR.get(word[i], ""))
+        near.update(word[:i] + ch + word[i + 1 :] for ch in _NEAR.get(word[i], ""))
     variants.discard(word)
-    return variants
+    near.discard(word)
+    return variants, near - variants
 
 
 def _has_empty(raw: list[str]) -> bool:
