@@ -69,6 +69,9 @@ class WorkerSettings(BaseSettings):
     producer_linger_ms: int = Field(
         2, ge=0, le=1_000,
         description="how long the transactional producers wait to fill a request")
+    producer_retry_backoff_ms: int = Field(
+        5, ge=1, le=10_000,
+        description="how long the transactional producers wait before retrying a request")
     session_timeout_s: float = Field(
         60.0, ge=6.0, le=1_800.0,
         description="how long the group waits for a worker that stopped heartbeating (a crash) "
