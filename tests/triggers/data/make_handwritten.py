@@ -33,7 +33,8 @@ def rows() -> list[tuple[str, str, str, str]]:
     paths = [*sorted(HERE.glob("sentences_*.txt")), *sorted(HERE.glob("fresh_*.txt")),
              *sorted(HERE.glob("fresh2_*.txt")), *sorted(HERE.glob("fresh3_*.txt")),
              *sorted(HERE.glob("fresh4_*.txt")), *sorted(HERE.glob("fresh5_*.txt")),
-             *sorted(HERE.glob("fresh6_*.txt"))]
+             *sorted(HERE.glob("fresh6_*.txt")),
+             *sorted(HERE.glob("fresh7_*.txt"))]
     for path in paths:
         lang = path.stem.split("_", 1)[1]
         fresh = path.stem.startswith("fresh")
