@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
 import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +26,11 @@ import pytest
 import yaml
 from aiokafka.partitioner import murmur2
 from click.testing import CliRunner
+from playwright.sync_api import Page, expect, sync_playwright
 
 from handoff.cli import main
 from schemas.topics import Topic
 from tests.builders import message
-from tests.cdp import chromium, chromium_binary
 from tests.kafka_support import Deployment, Worker
 
 pytestmark = pytest.mark.kafka
@@ -510,51 +513,86 @@ def test_openapi_description_and_page_are_served(api: Api) -> None:
 
 
 # -- the page, in a browser ----------------------------------------------------------------------
+#
+# Playwright for Python drives Debian's `chromium` package (`executable_path`): no browser is
+# downloaded. Clicks and typing go through the browser's input pipeline, so the page's own
+# JavaScript handles them as it would a person's. Screenshots go under the test's tmp_path.
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it; "
+                             "`apt-get install chromium` here)")
+expect.set_options(timeout=30_000)  # a save or a preview goes through the broker
 
 
+@contextmanager
+def browser() -> Iterator[Page]:
+    """A fresh headless Chromium page (1280x2000). Sync Playwright runs an event loop in this
+    thread until it ends, so the Kafka helpers (`asyncio.run`) are called outside the block."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--disable-gpu", "--disable-dev-shm-usage", "--disable-quic"])
+        try:
+            page = chromium.new_page(viewport={"width": 1280, "height": 2000})
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            chromium.close()
+
+
+def open_settings(page: Page, api: Api, account: str, port: int) -> None:
+    page.goto(f"{api.url(port)}/settings?account={account}")
+    page.fill("#token", api.tokens[f"{account}-ed"])
+    page.click("#load")
+    expect(page.locator("#settings")).to_be_visible()
+
+
+def trigger_values(page: Page) -> list[str]:
+    values: list[str] = page.locator("#trigger-list input").evaluate_all(
+        "inputs => inputs.map(i => i.value)")
+    return values
+
+
+@needs_chromium
 def test_the_settings_page_saves_settings_that_the_stream_applies(api: Api, tmp_path: Path
                                                                   ) -> None:
-    if chromium_binary() is None:
-        pytest.skip("Debian's chromium package is not installed (.ci/run installs it; "
-                    "`apt-get install chromium` here)")
     account = api.accounts[1]
-    token = api.tokens[f"{account}-ed"]
     before = api.settings(account, f"{account}-ed").body["version"]
     available, unavailable = "Nettleser: vi kobler deg til nå.", "Nettleser: vi svarer snart."
 
-    async def edit() -> tuple[str, str, str]:
-        async with chromium(tmp_path / "profile") as page:
-            # The port that does not hold this account: the page's requests are forwarded.
-            await page.goto(f"{api.url(api.ports[0])}/settings?account={account}")
-            await page.type("#token", token)
-            await page.click("#load")
-            await page.wait_for("!document.querySelector('#settings').hidden")
-            await page.click("input[name=process][value=async]")
-            await page.click("input[name=mode][value=direct]")
-            await page.wait_for("!document.querySelector('#destination').closest('[data-show]').hidden")
-            # Delete every trigger, then add one and save it empty: the API's error shows there.
-            while await page.evaluate("document.querySelectorAll('#trigger-list li').length"):
-                await page.click("#trigger-list li .delete")
-            await page.click("#add-trigger")
-            await page.click("#save")
-            empty_error = await page.wait_for(
-                "document.querySelector('#trigger-list li .error').textContent")
-            await page.type("#trigger-list li input", "kansellering")
-            await page.choose("#destination", "support")
-            await page.click("input[name=assignee][value='user:" + account + "-ed']")
-            await page.type("#msg-available", available)
-            await page.type("#msg-unavailable", unavailable)
-            await page.click("#save")
-            status = await page.wait_for(
-                "(t => t.startsWith('Saved') && t)(document.querySelector('#status').textContent)")
-            version_line = await page.text("#version")
-            await page.screenshot(tmp_path / "settings.png")
-            return str(empty_error), str(status), version_line
+    with browser() as page:
+        # The port that does not hold this account: the page's requests are forwarded.
+        open_settings(page, api, account, api.ports[0])
+        page.check("input[name=process][value=async]")
+        page.check("input[name=mode][value=direct]")
+        expect(page.locator("#destination")).to_be_visible()
+        # Delete every trigger, then add one and save it empty: the 422 shows next to that field.
+        triggers = page.locator("#trigger-list li")
+        while triggers.count():
+            triggers.first.locator(".delete").click()
+        expect(triggers).to_have_count(0)
+        page.click("#add-trigger")
+        expect(triggers).to_have_count(1)
+        page.click("#save")
+        expect(page.locator("#status")).to_have_text("Not saved (422)")
+        expect(triggers.first.locator(".error")).to_have_text(
+            "String should have at least 1 character")
+        # Saved nothing.
+        assert api.settings(account, f"{account}-ed").body["version"] == before
 
-    empty_error, status, version_line = asyncio.run(edit())
-    assert empty_error == "String should have at least 1 character"
-    assert status == f"Saved: version {before + 1}"
-    assert version_line.startswith(f"Version {before + 1}, saved by {account}-ed")
+        triggers.first.locator("input").fill("kansellering")
+        page.select_option("#destination", "support")
+        page.check(f"input[name=assignee][value='user:{account}-ed']")
+        page.fill("#msg-available", available)
+        page.fill("#msg-unavailable", unavailable)
+        page.click("#save")
+        expect(page.locator("#status")).to_have_text(f"Saved: version {before + 1}")
+        expect(triggers.first.locator(".error")).to_have_text("")  # the old error is gone
+        expect(page.locator("#version")).to_have_text(
+            re.compile(rf"^Version {before + 1}, saved by {re.escape(account)}-ed"))
+        page.screenshot(path=tmp_path / "settings.png", full_page=True)
+
     saved = api.settings(account, f"{account}-ed").body
     assert saved["config"]["custom_triggers"] == ["kansellering"]
     assert saved["config"]["process"] == "async"
@@ -576,53 +614,60 @@ def test_the_settings_page_saves_settings_that_the_stream_applies(api: Api, tmp_
     assert mine["chat.outbound"]["text"] in (available, unavailable)
 
 
+@needs_chromium
+def test_the_settings_page_deletes_a_trigger_and_saves_the_rest(api: Api) -> None:
+    account = api.accounts[1]
+    editor = f"{account}-ed"
+    assert api.put(account, editor, {"custom_triggers": ["alfa", "beta", "gamma"]}).status == 200
+    version = api.settings(account, editor).body["version"]
+
+    with browser() as page:
+        open_settings(page, api, account, api.ports[1])
+        triggers = page.locator("#trigger-list li")
+        assert trigger_values(page) == ["alfa", "beta", "gamma"]
+        triggers.nth(1).get_by_role("button", name="Delete trigger").click()
+        expect(triggers).to_have_count(2)
+        assert trigger_values(page) == ["alfa", "gamma"]
+        page.get_by_role("button", name="+ Add trigger").click()
+        triggers.last.locator("input").fill("delta")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#status")).to_have_text(f"Saved: version {version + 1}")
+    assert api.settings(account, editor).body["config"]["custom_triggers"] == [
+        "alfa", "gamma", "delta"]
+
+
+@needs_chromium
 def test_the_settings_page_says_who_saved_meanwhile_and_reloads(api: Api, tmp_path: Path
                                                                 ) -> None:
-    if chromium_binary() is None:
-        pytest.skip("Debian's chromium package is not installed")
     account = api.accounts[0]
     editor = f"{account}-ed"
-    token = api.tokens[editor]
     loaded = api.settings(account, editor).body
 
-    async def edit() -> tuple[str, dict[str, Any], str, str, str]:
-        async with chromium(tmp_path / "profile") as page:
-            await page.goto(f"{api.url(api.ports[1])}/settings?account={account}")
-            await page.type("#token", token)
-            await page.click("#load")
-            await page.wait_for("!document.querySelector('#settings').hidden")
-            # Another editor saves after this page loaded the settings.
-            theirs = api.put(account, editor, {"custom_triggers": ["their change"]})
-            assert theirs.status == 200, theirs.body
-            await page.click("#add-trigger")
-            await page.type("#trigger-list li:last-child input", "my change")
-            await page.click("#save")
-            conflict = await page.wait_for(
-                "!document.querySelector('#conflict').hidden"
-                " && document.querySelector('#conflict-text').textContent")
-            status = await page.text("#status")
-            await page.screenshot(tmp_path / "conflict.png")
-            await page.click("#reload")
-            await page.wait_for("document.querySelector('#conflict').hidden && "
-                                f"document.querySelector('#version').textContent.startsWith("
-                                f"'Version {theirs.body['version']},')")
-            triggers = await page.evaluate(
-                "Array.from(document.querySelectorAll('#trigger-list input')).map(i => i.value)"
-                ".join('|')")
-            await page.click("#add-trigger")
-            await page.type("#trigger-list li:last-child input", "my change")
-            await page.click("#save")
-            saved = await page.wait_for(
-                "(t => t.startsWith('Saved') && t)(document.querySelector('#status').textContent)")
-            return str(conflict), theirs.body, status, str(triggers), str(saved)
+    with browser() as page:
+        open_settings(page, api, account, api.ports[1])
+        # Another editor saves after this page loaded the settings.
+        theirs = api.put(account, editor, {"custom_triggers": ["their change"]}).body
+        assert theirs["version"] == loaded["version"] + 1, theirs
+        page.click("#add-trigger")
+        page.locator("#trigger-list li").last.locator("input").fill("my change")
+        page.click("#save")
+        expect(page.locator("#conflict")).to_be_visible()
+        expect(page.locator("#conflict-text")).to_have_text(
+            f"Changed by {editor} at {theirs['updated_at']} since you loaded it "
+            f"(now version {theirs['version']}). Your changes were not saved.")
+        expect(page.locator("#status")).to_have_text("Not saved (412)")
+        page.screenshot(path=tmp_path / "conflict.png", full_page=True)
+        assert api.settings(account, editor).body["config"]["custom_triggers"] == ["their change"]
 
-    conflict, theirs, status, triggers, saved = asyncio.run(edit())
-    assert conflict == (f"Changed by {editor} at {theirs['updated_at']} since you loaded it "
-                        f"(now version {theirs['version']}). Your changes were not saved.")
-    assert status == "Not saved (412)"
-    assert theirs["version"] == loaded["version"] + 1
-    assert triggers == "their change"  # the reload shows their version
-    assert saved == f"Saved: version {theirs['version'] + 1}"
+        page.get_by_role("button", name="Reload settings").click()
+        expect(page.locator("#conflict")).to_be_hidden()
+        expect(page.locator("#version")).to_have_text(re.compile(rf"^Version {theirs['version']},"))
+        # The reload shows their version; my edit is redone on top of it and saves.
+        assert trigger_values(page) == ["their change"]
+        page.click("#add-trigger")
+        page.locator("#trigger-list li").last.locator("input").fill("my change")
+        page.click("#save")
+        expect(page.locator("#status")).to_have_text(f"Saved: version {theirs['version'] + 1}")
     assert api.settings(account, editor).body["config"]["custom_triggers"] == [
         "their change", "my change"]
 
@@ -709,33 +754,25 @@ def test_the_preview_refuses_what_a_put_refuses(api: Api) -> None:
     assert missing.status == 404
 
 
+@needs_chromium
 def test_the_settings_page_previews_the_impact_of_the_form(api: Api, tmp_path: Path) -> None:
-    if chromium_binary() is None:
-        pytest.skip("Debian's chromium package is not installed")
     account = api.accounts[1]
     editor = f"{account}-ed"
     before = api.settings(account, editor).body
 
-    async def look() -> tuple[list[list[str]], str, int, str]:
-        async with chromium(tmp_path / "profile") as page:
-            await page.goto(f"{api.url(api.ports[0])}/settings?account={account}")
-            await page.type("#token", api.tokens[editor])
-            await page.click("#load")
-            await page.wait_for("!document.querySelector('#settings').hidden")
-            await page.click("#add-trigger")
-            await page.type("#trigger-list li:last-child input", "levering")
-            await page.click("#preview")
-            await page.wait_for("!document.querySelector('#impact').hidden")
-            rows = await page.evaluate(
-                "Array.from(document.querySelectorAll('#impact-table tbody tr')).map("
-                "tr => Array.from(tr.cells).map(td => td.textContent))")
-            changed = await page.text("#impact-changed")
-            bars = await page.evaluate("document.querySelectorAll('#impact-chart rect').length")
-            status = await page.text("#status")
-            await page.screenshot(tmp_path / "preview.png")
-            return rows, changed, int(bars), status
+    with browser() as page:
+        open_settings(page, api, account, api.ports[0])
+        page.click("#add-trigger")
+        page.locator("#trigger-list li").last.locator("input").fill("levering")
+        page.get_by_role("button", name="Preview impact").click()
+        expect(page.locator("#status")).to_have_text("Preview ready: nothing was saved")
+        expect(page.locator("#impact")).to_be_visible()
+        rows: list[list[str]] = page.locator("#impact-table tbody tr").evaluate_all(
+            "trs => trs.map(tr => Array.from(tr.cells).map(td => td.textContent))")
+        changed = page.locator("#impact-changed").text_content()
+        bars = page.locator("#impact-chart rect").count()
+        page.screenshot(path=tmp_path / "preview.png", full_page=True)
 
-    rows, changed, bars, status = asyncio.run(look())
     config = {**before["config"],
               "custom_triggers": [*before["config"]["custom_triggers"], "levering"]}
     expected = api.call("POST", f"/accounts/{account}/handoff-settings/preview",
@@ -754,7 +791,6 @@ def test_the_settings_page_previews_the_impact_of_the_form(api: Api, tmp_path: P
     assert (["By assignee"] in rows) == bool(assignees)
     assert changed == f"Conversations whose outcome changes: {want['changed_conversations']}"
     assert bars == 2 * (3 + len(kinds))  # recorded and proposed, per count
-    assert status == "Preview ready: nothing was saved"
     assert api.settings(account, editor).body == before
 
 
