@@ -135,10 +135,11 @@ def setup(shape: Shape) -> list[Record]:
     for a in range(shape.accounts):
         acct = f"acct-{a}"
         u1, u2 = f"{acct}-u1", f"{acct}-u2"
-        entries = [{"kind": "inbox", "id": "support", "account_id": acct, "type": "inbox"},
-                   {"kind": "user", "id": u1, "account_id": acct, "name": u1,
-                    "permissions": ["customer_agent.edit"]},
-                   {"kind": "user", "id": u2, "account_id": acct, "name": u2}]
+        entries: list[dict[str, Any]] = [
+            {"kind": "inbox", "id": "support", "account_id": acct, "type": "inbox"},
+            {"kind": "user", "id": u1, "account_id": acct, "name": u1,
+             "permissions": ["customer_agent.edit"]},
+            {"kind": "user", "id": u2, "account_id": acct, "name": u2}]
         out += [(Topic.DIRECTORY, record_key(Topic.DIRECTORY, e), orjson.dumps(e))
                 for e in entries]
     for a in range(shape.accounts):
@@ -146,7 +147,7 @@ def setup(shape: Shape) -> list[Record]:
         for u in ("u1", "u2"):
             p = {"event_id": f"p-{acct}-{u}", "user_id": f"{acct}-{u}", "status": "available",
                  "occurred_at": _iso(T0), "max_open_conversations": 40}
-            out.append((Topic.AGENT_PRESENCE, p["user_id"], orjson.dumps(p)))
+            out.append((Topic.AGENT_PRESENCE, f"{acct}-{u}", orjson.dumps(p)))
         cfg = {"event_id": f"cfg-{acct}", "account_id": acct, "actor": f"{acct}-u1",
                "occurred_at": _iso(T0), "config": {
                    "process": "live", "routing": {
