@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 from mode import Service
 
 from handoff.config import WorkerSettings
@@ -261,9 +261,12 @@ class ProcessingLoop(Service):
         assert consumer is not None
         with contextlib.suppress(Exception):
             consumer.pause(*self._task_tps(p))
-        fenced = isinstance(exc, ProducerFenced)
+        # A fenced producer often surfaces as IllegalOperation from its next call: its state
+        # went fatal when a send came back ProducerFenced. Either way, wait before reopening.
+        fenced = isinstance(exc, ProducerFenced | IllegalOperation)
         if fenced:
-            log.warning("task %s: fenced by a newer owner; leaving it (%r)", p, exc)
+            log.warning("task %s: fenced by a newer owner, or its producer failed for good; "
+                        "leaving it for a session timeout (%r)", p, exc)
         else:
             log.warning("task %s: transaction aborted, opening the task again: %r", p, exc)
         await self._close(p)
