@@ -62,11 +62,6 @@ def broker() -> Iterator[tuple[str, str, int | None]]:
             localkafka.stop()
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (and so every producer here) picks."""
-    return partition_for(key, partitions)
-
-
 def rss_kib(pid: int) -> dict[str, int]:
     """Resident and peak resident memory of a process, KiB."""
     out = {}
@@ -496,7 +491,7 @@ async def produce_bulk(bootstrap: str, topic: str, records: Iterable[tuple[bytes
             hashed = record[2] if len(record) > 2 else key
             p = cache.get(hashed)
             if p is None:
-                p = cache[hashed] = partition_of(hashed, partitions)
+                p = cache[hashed] = partition_for(hashed, partitions)
             batch = batches.get(p)
             if batch is None:
                 batch = batches[p] = producer.create_batch()

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from handoff.config import WorkerSettings
 from handoff.kafka_clients import client_kwargs
@@ -162,3 +163,13 @@ class Deployment:
         finally:
             await consumer.stop()
         return seen
+
+
+async def topic_names(settings: WorkerSettings) -> set[str]:
+    """Every topic the broker lists (listing creates nothing, unlike describing a missing one)."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()

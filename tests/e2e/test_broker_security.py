@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from handoff import localkafka
 from handoff.config import WorkerSettings
@@ -30,7 +29,7 @@ from handoff.kafka_clients import BrokerUnreachable, check_connection, client_kw
 from schemas.topics import Topic
 from streams.admin import ensure_topics
 from tests.builders import message
-from tests.kafka_support import REPO, Deployment
+from tests.kafka_support import REPO, Deployment, topic_names
 
 pytestmark = [
     pytest.mark.kafka,
@@ -203,14 +202,6 @@ def _live(port: int) -> bool:
         return False
 
 
-async def _topic_names(settings: WorkerSettings) -> set[str]:
-    admin = AIOKafkaAdminClient(**client_kwargs(settings))
-    await admin.start()
-    try:
-        return set(await admin.list_topics())
-    finally:
-        await admin.close()
-
 
 def test_a_worker_over_tls_starts_and_answers_health(ssl_broker: SslBroker,
                                                      tmp_path: Path) -> None:
@@ -230,7 +221,7 @@ def test_a_worker_over_tls_starts_and_answers_health(ssl_broker: SslBroker,
         assert proc.poll() is None, f"worker exited {proc.returncode}:\n{log_text[-3000:]}"
         assert _live(port), "no /health/live in time:\n" + log_text[-3000:]
         # It passed the connection check and created its topics through the TLS listener.
-        assert dep.settings.topic(Topic.CHAT_MESSAGES) in asyncio.run(_topic_names(dep.settings))
+        assert dep.settings.topic(Topic.CHAT_MESSAGES) in asyncio.run(topic_names(dep.settings))
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

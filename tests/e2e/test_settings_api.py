@@ -24,12 +24,11 @@ from typing import Any
 
 import pytest
 import yaml
-from aiokafka.partitioner import murmur2
 from click.testing import CliRunner
 from playwright.sync_api import Page, expect, sync_playwright
 
 from handoff.cli import main
-from schemas.topics import Topic
+from schemas.topics import Topic, partition_for
 from tests.builders import message
 from tests.kafka_support import Deployment, Worker
 
@@ -103,7 +102,7 @@ def accounts_one_per_partition(partitions: int = 2) -> list[str]:
     found: dict[int, str] = {}
     for i in range(1000):
         name = f"api-acct-{i}"
-        found.setdefault((murmur2(name.encode()) & 0x7FFFFFFF) % partitions, name)
+        found.setdefault(partition_for(name, partitions), name)
         if len(found) == partitions:
             return [found[p] for p in range(partitions)]
     raise AssertionError("no spread")

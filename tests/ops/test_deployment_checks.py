@@ -29,7 +29,7 @@ from streams.admin import (
     partition_counts,
     partitions_message,
 )
-from tests.kafka_support import REPO, Deployment
+from tests.kafka_support import REPO, Deployment, topic_names
 
 needs_local_broker = pytest.mark.skipif(
     shutil.which("java") is None or shutil.which("mvn") is None,
@@ -85,14 +85,6 @@ async def _create(settings: WorkerSettings, name: str, partitions: int) -> None:
         await admin.close()
 
 
-async def _topics(settings: WorkerSettings) -> set[str]:
-    admin = AIOKafkaAdminClient(**client_kwargs(settings))
-    await admin.start()
-    try:
-        return set(await admin.list_topics())
-    finally:
-        await admin.close()
-
 
 @pytest.mark.kafka
 def test_a_worker_on_a_1_partition_input_topic_stops_with_the_fix(kafka_bootstrap: str,
@@ -121,7 +113,7 @@ def test_missing_topics_are_refused_and_not_auto_created_by_the_check(kafka_boot
         asyncio.run(check_partitions(dep.settings))
     assert all(f"{name}: missing" in str(refused.value) for name in names)
     # Describing a missing topic would make an auto-creating broker create it with its default.
-    assert not set(names) & asyncio.run(_topics(dep.settings))
+    assert not set(names) & asyncio.run(topic_names(dep.settings))
 
     asyncio.run(ensure_topics(dep.settings))
     assert asyncio.run(partition_counts(dep.settings)) == dict.fromkeys(names, 2)
