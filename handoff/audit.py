@@ -39,7 +39,16 @@ from handoff.spill import SpillStore
 from handoff.triggers.custom import normalize_phrase
 from schemas.codec import dumps
 from schemas.common import Sender, TriggerKind
-from schemas.internal import SequencedChat, SequencedControl, SequencedConversationUpdate
+from schemas.internal import (
+    SequencedChat,
+    SequencedConfigRequest,
+    SequencedControl,
+    SequencedConversationUpdate,
+    SequencedDirectory,
+    SequencedPresence,
+    SequencedTick,
+    SequencedWorkflow,
+)
 from schemas.outputs import Trigger
 from schemas.settings import DirectRouting
 from schemas.topics import Topic, partition_for
@@ -76,7 +85,7 @@ class Output:
 
 @dataclass
 class Step:
-    kind: str  # message | update
+    kind: str  # message | update | moved (another event re-routed or queued it)
     at: str
     event_id: str
     origin: dict[str, Any]
@@ -332,9 +341,51 @@ def _update_step(event: SequencedConversationUpdate, record: Any,
         step.notes.append("a redelivery of an update already decided here; dropped")
     else:
         _add_outputs(step, emits)
-        if not emits:
+        if not emits and update.action.value == "accept":
+            step.notes.append("the assigned user picked it up: no pickup timeout from here on")
+        elif not emits and update.action.value == "release":
+            step.notes.append("not held by that user: nothing changes")
+        elif not emits:
             step.notes.append("already closed: nothing changes")
     return step
+
+
+def _moved_step(event: Any, record: Any, emits: list[Any]) -> Step:
+    """A step for an event of the account that moved this conversation: the clock (a pickup
+    timeout, the queue), a user's presence, a close elsewhere that freed capacity, ..."""
+    if isinstance(event, SequencedTick):
+        at, ident, cause = event.at, event.event_id, "the clock (a tick of the account's log)"
+        origin = {"topic": "clock", "partition": record.partition, "offset": record.offset}
+    else:
+        origin = event.origin.model_dump()
+        if isinstance(event, SequencedPresence):
+            p = event.record
+            at, ident = p.occurred_at, p.event_id
+            cause = f"user {p.user_id} is now {p.status.value}"
+        elif isinstance(event, SequencedConversationUpdate):
+            u = event.record
+            at, ident = u.occurred_at, u.event_id
+            cause = f"{u.action.value} of conversation {u.conversation_id} freed capacity"
+        elif isinstance(event, SequencedConfigRequest):
+            at, ident, cause = (event.record.occurred_at, event.record.event_id,
+                                "a settings change")
+        elif isinstance(event, SequencedDirectory | SequencedWorkflow):
+            at, ident, cause = event.occurred_at, f"{origin['topic']}@{origin['offset']}", \
+                f"a change of {event.source}"
+        else:
+            at, ident, cause = None, "?", event.source
+    step = Step("moved", _when(at), ident, origin,
+                {"partition": record.partition, "offset": record.offset}, {"cause": cause})
+    _add_outputs(step, emits)
+    return step
+
+
+def _concerning(emits: list[Any] | None, conversation_id: str) -> list[Any] | None:
+    """The records of a decision that belong to this conversation's trail."""
+    if emits is None:
+        return None
+    topics = {t.value for t in CONVERSATION_TOPICS}
+    return [e for e in emits if e.key == conversation_id and e.topic.value in topics]
 
 
 def _add_outputs(step: Step, emits: list[Any]) -> None:
@@ -376,9 +427,12 @@ async def run_audit(settings: WorkerSettings, conversation_id: str,
                                 and event.record.conversation_id == conversation_id)
                     before = view.conversation(conversation_id) if concerns else None
                     decision = decide(engine, store, event)
+                    emits = _concerning(decision.emits if decision is not None else None,
+                                        conversation_id)
                     if not concerns:
+                        if emits:
+                            trail.steps.append(_moved_step(event, record, emits))
                         continue
-                    emits = decision.emits if decision is not None else None
                     if isinstance(event, SequencedChat):
                         trail.steps.append(_message_step(event, record, Overlay(store), before,
                                                          emits, pause))
@@ -449,6 +503,8 @@ def format_trail(trail: Trail) -> str:
             lines.append(f"[{number}] {step.at}  {d['sender']} message {step.event_id} on "
                          f"{d['channel']}  ({origin}; {log})")
             lines.append(f"    \"{d['text']}\"")
+        elif step.kind == "moved":
+            lines.append(f"[{number}] {step.at}  {d['cause']} ({step.event_id}; {origin}; {log})")
         else:
             lines.append(f"[{number}] {step.at}  {d['action']} by {d['actor'] or '?'} "
                          f"({step.event_id}; {origin}; {log})")
@@ -477,10 +533,13 @@ def format_trail(trail: Trail) -> str:
             tried = "; ".join(f"{r['rule']} " + ("matches" if r["matched"] else f"no ({r['why']})")
                               for r in d["workflow_rules"])
             lines.append(f"    workflow rules tried: {tried}")
-        if d.get("assignment"):
-            a = d["assignment"]
+        for a in step.all(Topic.ASSIGNMENTS):
+            reason = a.get("reason", "handoff")
+            how = "" if reason == "handoff" else f", {reason.replace('_', ' ')}"
+            waited = (f", after {a['waited_s']:g} s in the queue"
+                      if a.get("waited_s") is not None else "")
             lines.append(f"    assigned to: {_assignee(a['assignee'])} in {a['inbox_id']} "
-                         f"({a['mode']})")
+                         f"({a['mode']}{how}{waited})")
             lines.append(f"      why: {a['rule']}")
             if a["candidates"]:
                 lines.append(f"      candidates: {'; '.join(a['candidates'])}")

@@ -66,6 +66,10 @@ class WorkerSettings(BaseSettings):
         100, ge=1, le=10_000,
         description="longest the loop waits for records before a cycle with none; a cycle "
                     "starts as soon as any record is there")
+    tick_interval_ms: int = Field(
+        1_000, ge=10, le=60_000,
+        description="how often the loop writes the clock into the log of each account with "
+                    "something waiting (a queue, a pickup timer); timeouts fire at this grain")
     producer_linger_ms: int = Field(
         2, ge=0, le=1_000,
         description="how long the transactional producers wait to fill a request")

@@ -70,6 +70,8 @@ class DirectoryUser(Record):
     name: str = ""
     teams: list[Id] = []
     permissions: list[str] = []
+    # v1.1: ISO 639-1 codes the user answers in, for language routing.
+    languages: list[Annotated[str, Field(min_length=2, max_length=35)]] = []
 
 
 class Weekday(StrEnum):
@@ -159,10 +161,15 @@ class Workflow(Record):
 class ConversationAction(StrEnum):
     CLOSE = "close"
     HAND_BACK = "hand_back"
+    # v1.1: the assigned user picked the conversation up (stops its pickup timer) ...
+    ACCEPT = "accept"
+    # ... or gives it back to be routed again.
+    RELEASE = "release"
 
 
 class ConversationUpdate(Record):
-    """`conversation.updates` (extension): the inbox closed a conversation or handed it back.
+    """`conversation.updates` (extension): the inbox closed a conversation, handed it back,
+    or its user accepted or released it.
 
     This is what frees a human's capacity and returns a conversation to the customer agent.
     """

@@ -85,6 +85,17 @@ class SequencedConversationUpdate(Record):
     record: ConversationUpdate
 
 
+class SequencedTick(Record):
+    """The service's clock, written into an account's log while it has something waiting
+    (a queue, an assignment not yet accepted), so timeouts are decided from the log and
+    `handoff replay` reproduces them. Not read from any input topic: it has no origin."""
+
+    source: Literal["clock"]
+    account_id: str
+    event_id: str
+    at: Timestamp
+
+
 AccountEvent = Annotated[
     SequencedChat
     | SequencedConversationUpdate
@@ -92,7 +103,8 @@ AccountEvent = Annotated[
     | SequencedPresence
     | SequencedDirectory
     | SequencedWorkflow
-    | SequencedConfigRequest,
+    | SequencedConfigRequest
+    | SequencedTick,
     Field(discriminator="source"),
 ]
 

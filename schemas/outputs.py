@@ -46,6 +46,9 @@ class TicketCreated(Record):
     occurred_at: Timestamp
 
 
+AssignmentReason = Literal["handoff", "queue", "pickup_timeout", "agent_unavailable", "released"]
+
+
 class Assignment(Record):
     """`assignments`: where a handed-off conversation lands; `assignee: null` is unassigned."""
 
@@ -61,12 +64,18 @@ class Assignment(Record):
     occurred_at: Timestamp
     # Extension: who was considered and why each was passed over, for audits.
     candidates: list[str] = []
+    # v1.1: why this assignment was made: the first one ("handoff"), from the queue, or a
+    # re-route after a pickup timeout, the user going away or releasing the conversation.
+    reason: AssignmentReason = "handoff"
+    # Extension: seconds the visitor waited in the queue, on an assignment from the queue.
+    waited_s: float | None = None
 
 
 class OutboundKind:
     AVAILABLE = "handoff_available"
     UNAVAILABLE = "handoff_unavailable"
     UNASSIGNED = "handoff_unassigned"
+    QUEUE_POSITION = "handoff_queue_position"
 
 
 class ChatOutbound(Record):
@@ -75,7 +84,8 @@ class ChatOutbound(Record):
     event_id: str
     conversation_id: str
     channel: Channel
-    kind: Literal["handoff_available", "handoff_unavailable", "handoff_unassigned"]
+    kind: Literal["handoff_available", "handoff_unavailable", "handoff_unassigned",
+                  "handoff_queue_position"]
     text: str
     occurred_at: Timestamp
 

@@ -54,6 +54,17 @@ class HandoffMessages(Record):
     available: MessageText = DEFAULT_MESSAGES["available"]
     unavailable: MessageText = DEFAULT_MESSAGES["unavailable"]
     unassigned: MessageText = DEFAULT_MESSAGES["unassigned"]
+    # v1.1: told to a visitor waiting in the queue; `{position}` and optionally
+    # `{wait_minutes}` (its clause is left out when there is no estimate). None: not sent.
+    queue_position: MessageText | None = None
+
+
+class LanguageRouting(Record):
+    """v1.1: prefer assignees who speak the conversation's language; after `fallback_after_s`
+    in the queue anyone available may take it."""
+
+    prefer: bool = False
+    fallback_after_s: Annotated[int, Field(ge=0, le=86_400)] = 60
 
 
 class HandoffConfig(Record):
@@ -64,3 +75,8 @@ class HandoffConfig(Record):
     routing: Routing = DirectRouting(mode="direct")
     messages: HandoffMessages = HandoffMessages()
     unassigned_chat: UnassignedChat = UnassignedChat.KEEP_OPEN
+    # v1.1 queues and timers; absent means the behaviour before them.
+    pickup_timeout_s: Annotated[int, Field(ge=10, le=86_400)] | None = None
+    assign_when_available: bool = False
+    queue_update_s: Annotated[int, Field(ge=10, le=86_400)] = 120
+    language_routing: LanguageRouting | None = None

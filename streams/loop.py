@@ -123,7 +123,7 @@ class ProcessingLoop(Service):
         s = self.settings
         while not self.should_stop:
             try:
-                wait = 5 if len(self.holdback) else s.batch_wait_ms
+                wait = 5 if len(self.holdback) else min(s.batch_wait_ms, self._until_tick())
                 batch = await consumer.getmany(timeout_ms=wait, max_records=s.batch_max_records)
                 # A task opened from here on seeks to its committed offsets: this batch's
                 # records of it are stale. One opened during the fetch was seeked before
@@ -139,6 +139,13 @@ class ProcessingLoop(Service):
                 await self._cycle(batch, fetched_after=mark)
 
     # -- one cycle ---------------------------------------------------------------------------
+
+    def _until_tick(self) -> int:
+        """Milliseconds until some task with something waiting is due to tick."""
+        interval = self.settings.tick_interval_ms
+        now_ms = int(time.time() * 1000)
+        due = [task.ticked_ms + interval - now_ms for task in self.tasks.values() if task.waiting]
+        return max(1, min(due)) if due else interval
 
     def _record(self, topic: Topic, message: Any) -> InputRecord:
         return InputRecord(topic=topic, partition=message.partition, offset=message.offset,
@@ -188,7 +195,10 @@ class ProcessingLoop(Service):
                 self.holdback.push(tp, Held(sequence_ms(record.timestamp_ms, now_ms),
                                             event=record))
         released = self.holdback.due(now_ms, await self._lagging()) if len(self.holdback) else []
-        busy = sorted(set(decisions) | {h.event.partition for h in released})
+        ticking = {p for p, task in self.tasks.items()
+                   if task.ready and task.waiting and task.opened <= fetched_after
+                   and now_ms - task.ticked_ms >= self.settings.tick_interval_ms}
+        busy = sorted(set(decisions) | {h.event.partition for h in released} | ticking)
         if not busy:
             return
         tasks = [self.tasks[p] for p in busy]
@@ -199,6 +209,12 @@ class ProcessingLoop(Service):
             except Exception as exc:
                 failed[task.partition] = exc
         self.sender.reset()
+        for p in sorted(ticking):
+            if p not in failed:
+                try:
+                    await self.tasks[p].tick(now_ms)
+                except Exception as exc:
+                    failed[p] = exc
         for held in released:
             task = self.tasks[held.event.partition]
             if task.partition not in failed:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,7 @@ from handoff.core.store import TABLE_MODELS, StateReader, Table
 from handoff.ops.logs import event_fields, record_fields
 from handoff.ops.metrics import Metrics
 from schemas.codec import dumps
+from schemas.internal import SequencedTick
 from schemas.topics import Topic, partition_for
 from steps.deadletter import dead_letter
 from steps.decide import decide
@@ -96,6 +98,10 @@ class Task:
     # Offsets this cycle moved to (committed with the transaction).
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     in_transaction: bool = False
+    # Accounts with something waiting on time (the core's `waiting` table, as committed):
+    # the loop writes clock ticks into their log, and only theirs.
+    waiting: set[str] = field(default_factory=set)
+    ticked_ms: int = 0  # when the last ticks were written
     # What to report once the transaction is committed (an aborted one never happened).
     _observed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -103,6 +109,7 @@ class Task:
         self.pending = {name: {} for name in self.stores}
         self.reader: StateReader = _Reader(self.stores, self.pending)
         self.lookups = _Reader(self.stores, self.pending)
+        self.waiting = {key for key, _ in self.stores[Table.WAITING.value].items()}
 
     # -- the transaction -------------------------------------------------------------------
 
@@ -135,6 +142,8 @@ class Task:
                 group_id)
         await self.producer.commit_transaction()
         self.in_transaction = False
+        for account_id, value in self.pending[Table.WAITING.value].items():
+            (self.waiting.discard if value is None else self.waiting.add)(account_id)
         for name, changes in self.pending.items():
             if not changes:
                 continue
@@ -196,6 +205,16 @@ class Task:
         for forward in result.forwards:
             await sender.forward(self, forward.account_id, forward.value,
                                  control=record.topic is not Topic.CHAT_MESSAGES)
+
+    async def tick(self, now_ms: int) -> None:
+        """Write the service's clock into the log of every account with something waiting."""
+        self.ticked_ms = now_ms
+        at = datetime.fromtimestamp(now_ms / 1000, UTC)
+        topic = self.settings.topic(Topic.ACCOUNT_EVENTS)
+        for account_id in sorted(self.waiting):
+            tick = SequencedTick(source="clock", account_id=account_id,
+                                 event_id=f"tick-{account_id}-{now_ms}", at=at)
+            await self.send(topic, account_id.encode(), dumps(tick), partition=self.partition)
 
     async def decide(self, record: InputRecord) -> None:
         """Run the decision step on one account-log record and apply its result."""

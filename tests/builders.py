@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
 
@@ -52,9 +53,11 @@ def presence(user: str, status: str = "available", account: str = "acme", at: st
 
 
 def user(ident: str, account: str = "acme", teams: tuple[str, ...] = (),
-         permissions: tuple[str, ...] = (), name: str = "") -> Any:
+         permissions: tuple[str, ...] = (), name: str = "", languages: tuple[str, ...] = ()
+         ) -> Any:
     record = {"kind": "user", "id": ident, "account_id": account, "name": name or ident,
-              "teams": list(teams), "permissions": list(permissions)}
+              "teams": list(teams), "permissions": list(permissions),
+              "languages": list(languages)}
     return seq("directory", account, record, key=f"user:{ident}", occurred_at=T0)
 
 
@@ -87,7 +90,19 @@ def config(event_id: str, cfg: dict[str, Any], actor: str = "u-admin",
 
 
 def update(event_id: str, action: str, conversation: str = "c-1", account: str = "acme",
-           at: str = T0) -> Any:
+           at: str = T0, actor: str | None = None) -> Any:
     return seq("conversation.updates", account, {
         "event_id": event_id, "conversation_id": conversation, "account_id": account,
-        "action": action, "occurred_at": at})
+        "action": action, "occurred_at": at, "actor": actor})
+
+
+def tick(at: str, account: str = "acme") -> Any:
+    """The service's clock in the account's log, as the loop writes it."""
+    return _adapter.validate_python({"source": "clock", "account_id": account,
+                                     "event_id": f"tick-{account}-{at}", "at": at})
+
+
+def at(seconds: float, start: str = T0) -> str:
+    """`start` plus `seconds`, as an RFC 3339 time."""
+    moment = datetime.fromisoformat(start.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+    return moment.isoformat().replace("+00:00", "Z")

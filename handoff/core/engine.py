@@ -1,26 +1,37 @@
 """The decision core: one account event and the state it finds in, to records and new state.
 
 No I/O, no clock, no randomness: the same state and event always give the same `Decision`.
-The path of a chat message: `agents/sequencer.py` -> `agents/decisions.py` -> `Engine.decide`
--> `handoff/core/triggers.py` and `handoff/core/routing.py`.
+The path of a chat message: `steps/intake.py` -> `steps/decide.py` -> `Engine.decide`
+-> `handoff/core/triggers.py` and `handoff/core/routing.py`. Time passing (pickup timeouts,
+the queue, business hours opening) enters as `SequencedTick` records of the account's log.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from hashlib import blake2b
+from typing import Literal
 
 from pydantic import BaseModel
 
-from handoff.core.routing import Facts, Routed, route_direct, route_workflow
+from handoff.core.queues import RECENT_PICKUPS, queue_message, wait_minutes
+from handoff.core.routing import (
+    Choice,
+    Facts,
+    Routed,
+    language_code,
+    route_direct,
+    route_workflow,
+)
 from handoff.core.settings import check_config, check_permission, help_desks
 from handoff.core.state import (
     RECENT_EVENT_IDS,
     AccountSettings,
     ConversationState,
     Phase,
+    WaitingState,
 )
-from handoff.core.store import Decision, Emit, Overlay, StateReader, Table
+from handoff.core.store import Decision, Emit, Overlay, StateReader, Table, queue_key
 from handoff.core.triggers import Fired, Matchers, detect
 from schemas.common import Process, Sender, UnassignedChat, format_timestamp
 from schemas.inputs import (
@@ -29,6 +40,7 @@ from schemas.inputs import (
     DirectoryInbox,
     DirectoryTeam,
     DirectoryUser,
+    PresenceStatus,
 )
 from schemas.internal import (
     AccountEvent,
@@ -38,10 +50,12 @@ from schemas.internal import (
     SequencedConversationUpdate,
     SequencedDirectory,
     SequencedPresence,
+    SequencedTick,
     SequencedWorkflow,
 )
 from schemas.outputs import (
     Assignment,
+    AssignmentReason,
     ChatOutbound,
     ConfigChange,
     ConversationStatus,
@@ -49,7 +63,7 @@ from schemas.outputs import (
     TicketCreated,
     Trigger,
 )
-from schemas.settings import DirectRouting
+from schemas.settings import DirectRouting, HandoffConfig
 from schemas.topics import Topic
 
 _OUTBOUND_KIND = {
@@ -87,8 +101,12 @@ class Engine:
                           account.model_copy(update={"paused": paused}))
         elif isinstance(event, SequencedPresence):
             self._presence(store, event, decision)
+        elif isinstance(event, SequencedTick):
+            self._tick(store, event, decision)
         elif isinstance(event, SequencedDirectory):
             self._directory(store, event, decision)
+            # A new user or team, or changed hours, may take someone waiting.
+            self._drain(store, event.account_id, _origin_id(event), event.occurred_at, decision)
         elif isinstance(event, SequencedWorkflow):
             account = store.account(event.account_id)
             workflows = dict(account.workflows)
@@ -98,8 +116,11 @@ class Engine:
                 workflows[event.workflow_id] = event.record
             store.put(decision, Table.ACCOUNTS, event.account_id,
                       account.model_copy(update={"workflows": workflows}))
+            self._drain(store, event.account_id, _origin_id(event), event.occurred_at, decision)
         elif isinstance(event, SequencedConfigRequest):
             self._config_request(store, event, decision)
+            self._drain(store, event.account_id, event.record.event_id, event.record.occurred_at,
+                        decision)
         return decision
 
     # -- chat -------------------------------------------------------------------------------
@@ -126,19 +147,23 @@ class Engine:
         if conv.phase is Phase.CLOSED and message.sender is Sender.VISITOR:
             # A visitor writing into a closed conversation starts over with the customer agent.
             conv = self._release(store, conv, decision)
-            conv = conv.model_copy(update={"phase": Phase.BOT, "view": "bot", "assignee": None,
-                                           "ticket_id": None, "process": None})
+            conv = conv.model_copy(update={"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
             # The same message may hand off at once (a second status): its own id says which.
             self._status(decision, conv, "open", "bot", message.event_id, message.sent_at,
                          step="reopened")
 
+        handed_off = False
         if conv.phase is Phase.BOT:
             account = store.account(message.account_id)
             settings = store.settings(message.account_id)
             fired = detect(message, account.paused, settings, self.matchers)
             if fired is not None:
                 conv = self._handoff(store, conv, settings, fired, event, decision)
+                handed_off = conv.phase is Phase.HANDED_OFF
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
+        if handed_off and conv.process is Process.LIVE:
+            self._wait(store, conv, store.settings(conv.account_id), message.event_id,
+                       message.sent_at, decision)
 
     def _handoff(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
                  fired: Fired, event: SequencedChat, decision: Decision) -> ConversationState:
@@ -162,11 +187,14 @@ class Engine:
 
         account = store.account(conv.account_id)
         routing = config.routing
+        conv = conv.model_copy(update={"handed_off_at": at, "declined": (), "assignments": 0,
+                                       "process": config.process})
+        choice = _choice(config, conv, at)
         facts = Facts(conv.account_id, conv.channel, conv.inbox_id, conv.language, trigger, at)
         ticket_id: str | None = None
         if isinstance(routing, DirectRouting):
             inbox_id = routing.destination or next(iter(account.inboxes), None)
-            routed = route_direct(store, account, routing, config.process, facts)
+            routed = route_direct(store, account, routing, config.process, facts, choice)
         else:
             # Accepted settings always name the help desk (settings.check_config fills in the
             # account's only one); a what-if proposal of `handoff simulate` may not.
@@ -179,7 +207,7 @@ class Engine:
                 channel=conv.channel, subject=_subject(conv, trigger), trigger=trigger,
                 config_version=settings.version, occurred_at=at)))
             routed = route_workflow(store, account, account.workflows.get(routing.workflow_id),
-                                    routing.workflow_id, facts)
+                                    routing.workflow_id, facts, choice)
 
         self._assign(store, conv, routed, decision)
         decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, Assignment(
@@ -187,7 +215,7 @@ class Engine:
             ticket_id=ticket_id, account_id=conv.account_id, inbox_id=inbox_id,
             mode="live" if config.process is Process.LIVE else "async",
             assignee=routed.assignee, rule=routed.rule, config_version=settings.version,
-            occurred_at=at, candidates=routed.candidates)))
+            occurred_at=at, candidates=routed.candidates, reason="handoff")))
         text = getattr(config.messages, routed.message)
         decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, ChatOutbound(
             event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
@@ -202,7 +230,9 @@ class Engine:
         return conv.model_copy(update={
             "phase": Phase.CLOSED if closes else Phase.HANDED_OFF, "view": view,
             "process": config.process, "handoff_inbox_id": inbox_id, "ticket_id": ticket_id,
-            "assignee": routed.assignee, "handoffs": conv.handoffs + 1})
+            "assignee": routed.assignee, "handoffs": conv.handoffs + 1,
+            "assigned_at": at if routed.assignee is not None else None, "accepted": False,
+            "assignments": 1})
 
     def _assign(self, store: Overlay, conv: ConversationState, routed: Routed,
                 decision: Decision) -> None:
@@ -241,21 +271,273 @@ class Engine:
         conv = store.conversation(update.conversation_id)
         if conv is None or update.event_id in conv.recent_event_ids:
             return
-        seen = (*conv.recent_event_ids, update.event_id)[-RECENT_EVENT_IDS:]
-        conv = self._release(store, conv, decision)
-        if update.action is ConversationAction.CLOSE:
-            if conv.phase is Phase.CLOSED:
-                store.put(decision, Table.CONVERSATIONS, conv.conversation_id,
-                          conv.model_copy(update={"recent_event_ids": seen}))
+        conv = conv.model_copy(update={
+            "recent_event_ids": (*conv.recent_event_ids, update.event_id)[-RECENT_EVENT_IDS:]})
+        at, cause = update.occurred_at, update.event_id
+        action = update.action
+        if action in (ConversationAction.ACCEPT, ConversationAction.RELEASE):
+            # Only the conversation's current user can accept or release it: an accept that
+            # arrives after a re-route must not stop the new user's timer.
+            mine = (conv.phase is Phase.HANDED_OFF and conv.assignee is not None
+                    and (update.actor is None or update.actor == conv.assignee.id))
+            if mine and action is ConversationAction.RELEASE:
+                self._reroute(store, conv, store.settings(conv.account_id), "released", cause,
+                              at, decision)
+                self._drain(store, conv.account_id, cause, at, decision)
                 return
-            conv = conv.model_copy(update={"phase": Phase.CLOSED, "recent_event_ids": seen})
-            self._status(decision, conv, "closed", conv.view, update.event_id, update.occurred_at)
+            if mine and not conv.accepted:
+                conv = self._stop_timer(store, conv, decision).model_copy(
+                    update={"accepted": True})
+            store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
+            return
+        conv = self._release(store, conv, decision)
+        conv = self._stop_timer(store, conv, decision)
+        conv = self._leave_queue(store, conv, decision)
+        if action is ConversationAction.CLOSE:
+            if conv.phase is not Phase.CLOSED:
+                conv = conv.model_copy(update={"phase": Phase.CLOSED})
+                self._status(decision, conv, "closed", conv.view, cause, at)
         else:
-            conv = conv.model_copy(update={"phase": Phase.BOT, "view": "bot", "assignee": None,
-                                           "ticket_id": None, "process": None,
-                                           "recent_event_ids": seen})
-            self._status(decision, conv, "open", "bot", update.event_id, update.occurred_at)
+            conv = conv.model_copy(update={"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
+            self._status(decision, conv, "open", "bot", cause, at)
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
+        self._drain(store, conv.account_id, cause, at, decision)  # capacity was freed
+
+    # -- queues and timers (contract v1.1) ----------------------------------------------------
+
+    def _tick(self, store: Overlay, event: SequencedTick, decision: Decision) -> None:
+        """The clock moved on: pickup timeouts fire, the queue is offered to whoever is free
+        now (business hours may have opened, a language fallback may have expired), and the
+        waiting hear their new place in line."""
+        settings = store.settings(event.account_id)
+        timeout = settings.config.pickup_timeout_s
+        at = event.at
+        for conversation_id in store.waiting(event.account_id).pickups:
+            conv = store.conversation(conversation_id)
+            if (conv is None or conv.phase is not Phase.HANDED_OFF or conv.accepted
+                    or conv.assignee is None or conv.assigned_at is None or timeout is None):
+                if conv is not None:
+                    self._stop_timer(store, conv, decision)
+                else:
+                    self._drop_waiting(store, decision, event.account_id, conversation_id)
+                continue
+            if (at - conv.assigned_at).total_seconds() >= timeout:
+                self._reroute(store, conv, settings, "pickup_timeout", event.event_id, at,
+                              decision)
+        self._drain(store, event.account_id, event.event_id, at, decision)
+
+    def _wait(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
+              cause: str, at: datetime, decision: Decision) -> None:
+        """After a live (re-)routing: start the pickup timer, or queue the unassigned."""
+        config = settings.config
+        if conv.assignee is not None:
+            if config.pickup_timeout_s is not None and conv.assignee.type == "user":
+                waiting = store.waiting(conv.account_id)
+                if conv.conversation_id not in waiting.pickups:
+                    self._put_waiting(store, decision, waiting.model_copy(update={
+                        "pickups": (*waiting.pickups, conv.conversation_id)}))
+        elif config.assign_when_available:
+            self._enqueue(store, conv, settings, cause, at, decision)
+
+    def _reroute(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
+                 reason: AssignmentReason, cause: str, at: datetime, decision: Decision) -> None:
+        """Take the conversation from its user (timed out, went away, released it) and route
+        it again; the user's capacity is freed."""
+        previous = conv.assignee
+        conv = self._release(store, conv, decision)
+        conv = self._stop_timer(store, conv, decision)
+        declined = conv.declined
+        if (previous is not None and reason in ("pickup_timeout", "released")
+                and previous.id not in declined):
+            declined = (*declined, previous.id)
+        who = previous.id if previous is not None else "nobody"
+        if previous is not None and previous.type == "user":
+            account = store.account(conv.account_id)
+            user = account.users.get(previous.id)
+            who = f"{user.name} ({previous.id})" if user and user.name else previous.id
+        why = {
+            "pickup_timeout": f"Re-routed: {who} did not accept it within "
+                              f"{settings.config.pickup_timeout_s} s",
+            "agent_unavailable": f"Re-routed: {who} went "
+                                 f"{store.agent(previous.id).status.value if previous else 'away'}"
+                                 " before accepting it",
+            "released": f"Re-routed: {who} released it",
+        }.get(reason, "Re-routed")
+        conv = conv.model_copy(update={"assignee": None, "assigned_at": None, "accepted": False,
+                                       "declined": declined})
+        self._route_again(store, conv, settings, reason, cause, at, decision, why)
+
+    def _route_again(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
+                     reason: AssignmentReason, cause: str, at: datetime, decision: Decision,
+                     why: str) -> bool:
+        """Route a handed-off conversation once more with the settings in force now; whether
+        someone took it. From the queue, finding nobody changes nothing."""
+        config = settings.config
+        account = store.account(conv.account_id)
+        assert conv.trigger is not None
+        facts = Facts(conv.account_id, conv.channel, conv.inbox_id, conv.language, conv.trigger,
+                      at)
+        choice = _choice(config, conv, at)
+        routing = config.routing
+        process = conv.process or config.process
+        if isinstance(routing, DirectRouting):
+            routed = route_direct(store, account, routing, process, facts, choice)
+        else:
+            routed = route_workflow(store, account, account.workflows.get(routing.workflow_id),
+                                    routing.workflow_id, facts, choice)
+        if routed.assignee is None and reason == "queue":
+            return False
+        waited = (at - conv.queued_at).total_seconds() if reason == "queue" and conv.queued_at \
+            else None
+        if routed.assignee is not None:
+            conv = self._leave_queue(store, conv, decision, picked_at=at)
+        self._assign(store, conv, routed, decision)
+        number = conv.assignments
+        parts = (conv.account_id, conv.conversation_id, cause, reason, str(number))
+        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, Assignment(
+            event_id=derive_id("assignment", *parts), conversation_id=conv.conversation_id,
+            ticket_id=conv.ticket_id, account_id=conv.account_id, inbox_id=conv.handoff_inbox_id,
+            mode="live" if process is Process.LIVE else "async", assignee=routed.assignee,
+            rule=f"{why}; {routed.rule[0].lower()}{routed.rule[1:]}", reason=reason,
+            config_version=settings.version, occurred_at=at, candidates=routed.candidates,
+            waited_s=waited)))
+        view: Literal["assigned", "unassigned"] = (
+            "assigned" if routed.assignee is not None else "unassigned")
+        if view != conv.view:
+            self._status(decision, conv, "open", view, cause, at, step=f"assignment-{number}")
+        if reason == "queue":
+            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, ChatOutbound(
+                event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
+                channel=conv.channel, kind=_OUTBOUND_KIND["available"],
+                text=config.messages.available, occurred_at=at)))
+        conv = conv.model_copy(update={
+            "assignee": routed.assignee, "assigned_at": at if routed.assignee else None,
+            "accepted": False, "view": view, "assignments": number + 1,
+            "config_version": settings.version})
+        store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
+        if process is Process.LIVE:
+            self._wait(store, conv, settings, cause, at, decision)
+        return routed.assignee is not None
+
+    def _drain(self, store: Overlay, account_id: str, cause: str, at: datetime,
+               decision: Decision) -> None:
+        """Offer every queue of the account, oldest visitor first, to whoever is free now."""
+        waiting = store.waiting(account_id)
+        if not waiting.queues:
+            return
+        settings = store.settings(account_id)
+        for inbox_id in waiting.queues:
+            for conversation_id in store.queue(account_id, inbox_id).waiting:
+                conv = store.conversation(conversation_id)
+                if conv is None or conv.phase is not Phase.HANDED_OFF or conv.queued_at is None:
+                    self._drop_queued(store, decision, account_id, inbox_id, conversation_id)
+                    continue
+                position = store.queue(account_id, inbox_id).waiting.index(conversation_id) + 1
+                self._route_again(store, conv, settings, "queue", cause, at, decision,
+                                  f"From the queue: {_duration(at, conv.queued_at)} waiting, "
+                                  f"number {position} in line")
+            self._announce(store, account_id, inbox_id, settings, cause, at, decision)
+
+    def _enqueue(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
+                 cause: str, at: datetime, decision: Decision) -> None:
+        """Put an unassigned live conversation in its destination's queue, in handoff order."""
+        inbox_id = conv.handoff_inbox_id or ""
+        queue = store.queue(conv.account_id, inbox_id)
+        if conv.conversation_id in queue.waiting:
+            return
+        since = conv.handed_off_at or at
+        ahead = 0
+        for other_id in queue.waiting:
+            other = store.conversation(other_id)
+            if other is None or (other.handed_off_at or at) <= since:
+                ahead += 1
+            else:
+                break
+        waiting_ids = (*queue.waiting[:ahead], conv.conversation_id, *queue.waiting[ahead:])
+        store.put(decision, Table.QUEUES, queue_key(conv.account_id, inbox_id),
+                  queue.model_copy(update={"waiting": waiting_ids}))
+        waiting = store.waiting(conv.account_id)
+        if inbox_id not in waiting.queues:
+            self._put_waiting(store, decision, waiting.model_copy(update={
+                "queues": (*waiting.queues, inbox_id)}))
+        store.put(decision, Table.CONVERSATIONS, conv.conversation_id,
+                  conv.model_copy(update={"queued_at": conv.queued_at or at}))
+        self._announce(store, conv.account_id, inbox_id, settings, cause, at, decision)
+
+    def _announce(self, store: Overlay, account_id: str, inbox_id: str,
+                  settings: AccountSettings, cause: str, at: datetime,
+                  decision: Decision) -> None:
+        """Tell each waiting visitor whose place in line changed, at most every
+        `queue_update_s` (the first time at once)."""
+        template = settings.config.messages.queue_position
+        if template is None:
+            return
+        queue = store.queue(account_id, inbox_id)
+        every = settings.config.queue_update_s
+        for position, conversation_id in enumerate(queue.waiting, start=1):
+            conv = store.conversation(conversation_id)
+            if conv is None or conv.position_told == position:
+                continue
+            told = conv.position_told_at
+            if told is not None and (at - told).total_seconds() < every:
+                continue
+            text = queue_message(template, position, wait_minutes(queue.pickups, at, position))
+            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conversation_id, ChatOutbound(
+                event_id=derive_id("outbound", account_id, conversation_id, cause,
+                                   "queue-position", str(position)),
+                conversation_id=conversation_id, channel=conv.channel,
+                kind="handoff_queue_position", text=text, occurred_at=at)))
+            store.put(decision, Table.CONVERSATIONS, conversation_id, conv.model_copy(
+                update={"position_told": position, "position_told_at": at}))
+
+    def _leave_queue(self, store: Overlay, conv: ConversationState, decision: Decision,
+                     picked_at: datetime | None = None) -> ConversationState:
+        """Take the conversation out of its queue (assigned at `picked_at`, or gone)."""
+        if conv.queued_at is None:
+            return conv
+        inbox_id = conv.handoff_inbox_id or ""
+        queue = store.queue(conv.account_id, inbox_id)
+        pickups = queue.pickups
+        if picked_at is not None:
+            pickups = (*pickups, picked_at)[-RECENT_PICKUPS:]
+        store.put(decision, Table.QUEUES, queue_key(conv.account_id, inbox_id), queue.model_copy(
+            update={"waiting": tuple(c for c in queue.waiting if c != conv.conversation_id),
+                    "pickups": pickups}))
+        self._drop_queued(store, decision, conv.account_id, inbox_id, None)
+        return conv.model_copy(update={"queued_at": None, "position_told": None,
+                                       "position_told_at": None})
+
+    def _drop_queued(self, store: Overlay, decision: Decision, account_id: str, inbox_id: str,
+                     conversation_id: str | None) -> None:
+        """Remove a conversation from a queue (if named) and forget the queue once empty."""
+        queue = store.queue(account_id, inbox_id)
+        if conversation_id is not None and conversation_id in queue.waiting:
+            queue = queue.model_copy(update={
+                "waiting": tuple(c for c in queue.waiting if c != conversation_id)})
+            store.put(decision, Table.QUEUES, queue_key(account_id, inbox_id), queue)
+        waiting = store.waiting(account_id)
+        if not queue.waiting and inbox_id in waiting.queues:
+            self._put_waiting(store, decision, waiting.model_copy(update={
+                "queues": tuple(q for q in waiting.queues if q != inbox_id)}))
+
+    def _stop_timer(self, store: Overlay, conv: ConversationState,
+                    decision: Decision) -> ConversationState:
+        """The conversation's pickup timer no longer runs (accepted, re-routed or gone)."""
+        self._drop_waiting(store, decision, conv.account_id, conv.conversation_id)
+        return conv
+
+    def _drop_waiting(self, store: Overlay, decision: Decision, account_id: str,
+                      conversation_id: str) -> None:
+        waiting = store.waiting(account_id)
+        if conversation_id in waiting.pickups:
+            self._put_waiting(store, decision, waiting.model_copy(update={
+                "pickups": tuple(c for c in waiting.pickups if c != conversation_id)}))
+
+    @staticmethod
+    def _put_waiting(store: Overlay, decision: Decision, waiting: WaitingState) -> None:
+        # An account with nothing waiting has no key: the loop ticks only accounts it holds.
+        store.put(decision, Table.WAITING, waiting.account_id,
+                  None if waiting.empty else waiting)
 
     # -- reference data ---------------------------------------------------------------------
 
@@ -267,6 +549,17 @@ class Engine:
         store.put(decision, Table.AGENTS, presence.user_id, agent.model_copy(update={
             "status": presence.status, "max_open_conversations": presence.max_open_conversations,
             "presence_at": presence.occurred_at}))
+        at, cause = presence.occurred_at, presence.event_id
+        if presence.status in (PresenceStatus.AWAY, PresenceStatus.OFFLINE):
+            settings = store.settings(event.account_id)
+            for conversation_id in agent.open_conversations:
+                conv = store.conversation(conversation_id)
+                if (conv is not None and conv.phase is Phase.HANDED_OFF and not conv.accepted
+                        and conv.process is Process.LIVE and conv.assignee is not None
+                        and conv.assignee.id == presence.user_id):
+                    self._reroute(store, conv, settings, "agent_unavailable", cause, at,
+                                  decision)
+        self._drain(store, event.account_id, cause, at, decision)
 
     def _directory(self, store: Overlay, event: SequencedDirectory, decision: Decision) -> None:
         account = store.account(event.account_id)
@@ -320,6 +613,38 @@ class Engine:
             event_id=derive_id("config-change", request.account_id, request.event_id),
             account_id=request.account_id, actor=request.actor, accepted=refusal is None,
             reason=refusal, version=version, occurred_at=request.occurred_at)))
+
+
+# What a conversation forgets when it goes back to the customer agent.
+_BACK_TO_BOT: dict[str, object] = {
+    "assignee": None, "ticket_id": None, "process": None, "assigned_at": None, "accepted": False,
+    "queued_at": None, "position_told": None, "position_told_at": None, "declined": (),
+}
+
+
+def _choice(config: HandoffConfig, conv: ConversationState, at: datetime) -> Choice:
+    """Who routing may pick for this conversation now, beyond presence and capacity."""
+    preference = config.language_routing
+    trigger_language = conv.trigger.language if conv.trigger is not None else None
+    language = (language_code(conv.language or trigger_language)
+                if preference is not None and preference.prefer else None)
+    since = conv.handed_off_at or at
+    speakers_only = (preference is not None and language is not None
+                     and config.assign_when_available
+                     and (at - since).total_seconds() < preference.fallback_after_s)
+    return Choice(declined=conv.declined, language=language, speakers_only=speakers_only)
+
+
+def _origin_id(event: SequencedDirectory | SequencedWorkflow) -> str:
+    """A cause id for records without an event id of their own: where they were read."""
+    o = event.origin
+    return f"{o.topic}/{o.partition}@{o.offset}"
+
+
+def _duration(at: datetime, since: datetime) -> str:
+    seconds = max(0, int((at - since).total_seconds()))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 STALE_PREFIX = "the settings changed since version"

@@ -45,6 +45,38 @@ class Facts:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Who may be chosen beyond presence, capacity and hours (contract v1.1)."""
+
+    # Users who let this conversation time out or released it: not offered it again.
+    declined: tuple[str, ...] = ()
+    # Prefer users who speak this language (the conversation's, else the detector's).
+    language: str | None = None
+    # Wait for a speaker rather than give it to anyone (in the queue, before the fallback);
+    # only while someone in the pool speaks the language at all.
+    speakers_only: bool = False
+
+
+# Norwegian is written as Bokmål (nb), Nynorsk (nn) or just "no": a user who reads one reads
+# the others, so language routing treats them as one language.
+_SAME_LANGUAGE = {"nb": "no", "nn": "no"}
+
+
+def language_code(tag: str | None) -> str | None:
+    """The language of a tag as routing compares it: its primary subtag, lower case."""
+    if not tag:
+        return None
+    primary = tag.strip().replace("_", "-").split("-", 1)[0].lower()
+    return _SAME_LANGUAGE.get(primary, primary) or None
+
+
+def speaks(account: AccountState, user_id: str, language: str) -> bool:
+    """Whether the directory lists `language` (a `language_code`) among the user's."""
+    user = account.users.get(user_id)
+    return user is not None and any(language_code(x) == language for x in user.languages)
+
+
 def _label(account: AccountState, kind: str, ident: str) -> str:
     entry = account.users.get(ident) if kind == "user" else account.teams.get(ident)
     name = entry.name if entry is not None else ""
@@ -81,12 +113,16 @@ def _first_available(
     pool: list[tuple[str, str | None]],
     cursor_key: str,
     at: datetime,
+    choice: Choice,
 ) -> tuple[str | None, str | None, list[str], dict[str, int]]:
-    """Round robin from the cursor to the first available user; also says who was passed over."""
+    """Round robin from the cursor to the first available user (a speaker of the language
+    first, when preferred); also says who was passed over and why."""
     notes: list[str] = []
     if not pool:
         return None, None, notes, {}
+    language = choice.language
     start = store.rotation(cursor_key)
+    fallback: int | None = None
     for index in _ring(start, len(pool)):
         user_id, via = pool[index]
         team = account.teams.get(via) if via is not None else None
@@ -95,10 +131,24 @@ def _first_available(
             reason = f"team {_label(account, 'team', via)} outside business hours"
             if team is None:
                 reason = f"team {via} not in the directory"
+        if reason is None and user_id in choice.declined:
+            reason = "declined this conversation (timed out or released it)"
+        if reason is None and language is not None and not speaks(account, user_id, language):
+            reason = f"does not speak {language}"
+            if fallback is None:
+                fallback = index
         if reason is None:
-            notes.append(f"{user_id}: chosen")
+            notes.append(f"{user_id}: chosen" + (f", speaks {language}" if language else ""))
             return user_id, via, notes, {cursor_key: (index + 1) % len(pool)}
         notes.append(f"{user_id}: {reason}")
+    if fallback is not None:
+        waits = choice.speakers_only and any(speaks(account, u, language or "") for u, _ in pool)
+        if not waits:
+            user_id, via = pool[fallback]
+            notes = [n for n in notes if n != f"{user_id}: does not speak {language}"]
+            notes.append(f"{user_id}: chosen, nobody speaking {language} is available")
+            return user_id, via, notes, {cursor_key: (fallback + 1) % len(pool)}
+        notes.append(f"waiting for a user who speaks {language}")
     return None, None, notes, {}
 
 
@@ -115,22 +165,28 @@ def assignee_available(store: Overlay, account: AccountState, entry: Assignee, a
 
 
 def route_direct(
-    store: Overlay, account: AccountState, routing: DirectRouting, process: Process, facts: Facts
+    store: Overlay, account: AccountState, routing: DirectRouting, process: Process, facts: Facts,
+    choice: Choice = Choice(),
 ) -> Routed:
     """Same users or teams for every issue: live takes the next available, async rotates all."""
     configured = ", ".join(f"{a.type} {_label(account, a.type, a.id)}" for a in routing.assignees)
     if process is Process.LIVE:
         pool = _expand(account, routing.assignees)
         key = f"{facts.account_id}|direct|live"
-        user_id, via, notes, cursor = _first_available(store, account, pool, key, facts.at)
+        user_id, via, notes, cursor = _first_available(store, account, pool, key, facts.at,
+                                                       choice)
         if user_id is None:
             why = "no assignees are configured" if not pool else "nobody is available"
+            if notes and notes[-1].startswith("waiting for"):
+                why = f"nobody who speaks {choice.language} is available"
             return Routed(None, f"Live handoff: {why} among [{configured}]; left unassigned.",
                           "unavailable", notes)
         through = f" of team {_label(account, 'team', via)}" if via else ""
+        how = next(n for n in notes if n.startswith(f"{user_id}: chosen"))
+        how = how.removeprefix(f"{user_id}: chosen")
         rule = (f"Live handoff: {_label(account, 'user', user_id)}{through} is the next available "
-                f"agent in the rotation over [{configured}]")
-        skipped = [n for n in notes if not n.endswith(": chosen")]
+                f"agent in the rotation over [{configured}]{how}")
+        skipped = [n for n in notes if ": chosen" not in n]
         if skipped:
             rule += "; passed over " + ", ".join(skipped)
         return Routed(Assignee(type="user", id=user_id), rule + ".", "available", notes, cursor)
@@ -171,7 +227,7 @@ def condition_matches(when: WorkflowCondition, facts: Facts) -> bool:
 
 def route_workflow(
     store: Overlay, account: AccountState, workflow: Workflow | None, workflow_id: str,
-    facts: Facts,
+    facts: Facts, choice: Choice = Choice(),
 ) -> Routed:
     """Ticket-based workflow: the first rule whose conditions match assigns the ticket."""
     if workflow is None:
@@ -184,17 +240,25 @@ def route_workflow(
         assign = rule.assign
         key = f"{facts.account_id}|workflow|{workflow.workflow_id}|{number}"
         if isinstance(assign, AssignRotate):
-            index = store.rotation(key) % len(assign.rotate)
-            user_id = assign.rotate[index]
-            return Routed(
-                Assignee(type="user", id=user_id),
-                f"{title}, rule {number}: rotates the owner over [{', '.join(assign.rotate)}]; "
-                f"{_label(account, 'user', user_id)} is next.",
-                "available", [f"{user_id}: chosen"], {key: (index + 1) % len(assign.rotate)})
+            size = len(assign.rotate)
+            over = ", ".join(assign.rotate)
+            for index in _ring(store.rotation(key) % size, size):
+                user_id = assign.rotate[index]
+                if user_id in choice.declined:
+                    continue
+                return Routed(
+                    Assignee(type="user", id=user_id),
+                    f"{title}, rule {number}: rotates the owner over [{over}]; "
+                    f"{_label(account, 'user', user_id)} is next.",
+                    "available", [f"{user_id}: chosen"], {key: (index + 1) % size})
+            return Routed(None, f"{title}, rule {number}: every user of the rotation [{over}] "
+                          "declined this conversation; the ticket is unassigned.", "unassigned",
+                          [f"{u}: declined this conversation" for u in assign.rotate])
         if isinstance(assign, AssignTeam):
             pool: list[tuple[str, str | None]] = [
                 (u, assign.team) for u in team_members(account, assign.team)]
-            found, _, notes, cursor = _first_available(store, account, pool, key, facts.at)
+            found, _, notes, cursor = _first_available(store, account, pool, key, facts.at,
+                                                       choice)
             team = _label(account, "team", assign.team)
             if found is None:
                 why = "; ".join(notes) or "the team has no members"
@@ -203,6 +267,11 @@ def route_workflow(
             return Routed(Assignee(type="user", id=found),
                           f"{title}, rule {number}: {_label(account, 'user', found)} is the next "
                           f"available member of team {team}.", "available", notes, cursor)
+        if assign.user in choice.declined:
+            return Routed(None, f"{title}, rule {number}: assigns "
+                          f"{_label(account, 'user', assign.user)}, who declined this "
+                          "conversation; the ticket is unassigned.", "unassigned",
+                          [f"{assign.user}: declined this conversation"])
         return Routed(Assignee(type="user", id=assign.user),
                       f"{title}, rule {number}: assigns {_label(account, 'user', assign.user)}.",
                       "available", [f"{assign.user}: chosen"])

@@ -5,6 +5,7 @@ Every refusal says what to fix, in the editor's terms, because it is shown next 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
@@ -12,9 +13,17 @@ from pydantic import BaseModel, ValidationError
 from handoff.core.state import AccountState
 from handoff.triggers.custom import normalize_phrase
 from schemas.inputs import ConfigRequest, InboxType
-from schemas.settings import Assignee, DirectRouting, HandoffConfig, HandoffMessages, WorkflowRouting
+from schemas.settings import (
+    Assignee,
+    DirectRouting,
+    HandoffConfig,
+    HandoffMessages,
+    LanguageRouting,
+    WorkflowRouting,
+)
 
 EDIT_PERMISSION = "customer_agent.edit"
+_QUEUE_PLACEHOLDERS = {"position", "wait_minutes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,7 @@ def unknown_fields(raw: dict[str, object]) -> list[FieldError]:
             for index, entry in enumerate(assignees):
                 walk(entry, Assignee, f"routing.assignees[{index}].")
     walk(raw.get("messages"), HandoffMessages, "messages.")
+    walk(raw.get("language_routing"), LanguageRouting, "language_routing.")
     return errors
 
 
@@ -112,9 +122,19 @@ def check_config(raw: dict[str, object], account: AccountState
                                      f"'{phrase}' has no letters or digits to match"))
         phrases.setdefault(key, phrase)
     for name, text in config.messages:
-        if not text.strip():
+        if text is not None and not text.strip():
             errors.append(FieldError(f"messages.{name}",
                                      "is blank; write the message the visitor should see"))
+    queue_text = config.messages.queue_position
+    if queue_text is not None:
+        unknown = sorted(set(re.findall(r"\{([^{}]*)\}", queue_text)) - _QUEUE_PLACEHOLDERS)
+        if "{position}" not in queue_text:
+            errors.append(FieldError("messages.queue_position",
+                                     "must contain {position}, the visitor's place in line"))
+        if unknown:
+            errors.append(FieldError("messages.queue_position", "unknown placeholder "
+                                     + ", ".join("{" + u + "}" for u in unknown)
+                                     + "; use {position} and optionally {wait_minutes}"))
     routing = config.routing
     if isinstance(routing, WorkflowRouting) and routing.destination is None:
         help_desk, why = only_help_desk(account)

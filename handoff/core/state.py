@@ -52,6 +52,21 @@ class ConversationState(State):
     last_visitor_text: str = ""
     last_message_at: Timestamp | None = None
     recent_event_ids: tuple[str, ...] = ()
+    # Queues and timers (v1.1). When the handoff happened: a visitor's place in the queue
+    # and the language fallback count from here.
+    handed_off_at: Timestamp | None = None
+    # The current assignment: when it was made, and whether its user accepted it.
+    assigned_at: Timestamp | None = None
+    accepted: bool = False
+    # In its destination's queue since (None: not waiting there).
+    queued_at: Timestamp | None = None
+    # The last place in line told to the visitor, and when.
+    position_told: int | None = None
+    position_told_at: Timestamp | None = None
+    # Users who let this conversation time out or released it: not offered it again.
+    declined: tuple[str, ...] = ()
+    # Assignment records made for this handoff so far (part of each one's id).
+    assignments: int = 0
 
 
 class AccountSettings(State):
@@ -93,3 +108,27 @@ class AgentState(State):
     def at_capacity(self) -> bool:
         limit = self.max_open_conversations
         return limit is not None and len(self.open_conversations) >= limit
+
+
+class QueueState(State):
+    """The visitors waiting in one destination (inbox or help desk), oldest handoff first,
+    and when the last few were taken from it (the wait estimate's data)."""
+
+    account_id: str
+    inbox_id: str
+    waiting: tuple[str, ...] = ()
+    # Times of the last assignments from this queue, oldest first.
+    pickups: tuple[Timestamp, ...] = ()
+
+
+class WaitingState(State):
+    """What an account has waiting on time: its non-empty queues and the live assignments
+    whose pickup timer runs. The loop writes clock ticks into the log of such accounts only."""
+
+    account_id: str
+    queues: tuple[str, ...] = ()  # inbox ids, in the order they first had someone waiting
+    pickups: tuple[str, ...] = ()  # conversation ids
+
+    @property
+    def empty(self) -> bool:
+        return not self.queues and not self.pickups

@@ -12,7 +12,14 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from handoff.core.state import AccountSettings, AccountState, AgentState, ConversationState
+from handoff.core.state import (
+    AccountSettings,
+    AccountState,
+    AgentState,
+    ConversationState,
+    QueueState,
+    WaitingState,
+)
 from schemas.topics import Topic
 
 
@@ -23,6 +30,8 @@ class Table(StrEnum):
     ACCOUNTS = "accounts"
     AGENTS = "agents"
     ROTATIONS = "rotations"
+    QUEUES = "queues"
+    WAITING = "waiting"
 
 
 TABLE_MODELS: dict[Table, type[BaseModel] | type[int]] = {
@@ -32,6 +41,8 @@ TABLE_MODELS: dict[Table, type[BaseModel] | type[int]] = {
     Table.ACCOUNTS: AccountState,
     Table.AGENTS: AgentState,
     Table.ROTATIONS: int,
+    Table.QUEUES: QueueState,
+    Table.WAITING: WaitingState,
 }
 
 
@@ -100,6 +111,20 @@ class Overlay:
     def rotation(self, key: str) -> int:
         found = self.get(Table.ROTATIONS, key)
         return found if isinstance(found, int) else 0
+
+    def queue(self, account_id: str, inbox_id: str) -> QueueState:
+        found = _typed(self.get(Table.QUEUES, queue_key(account_id, inbox_id)), QueueState)
+        return found if found is not None else QueueState(account_id=account_id,
+                                                          inbox_id=inbox_id)
+
+    def waiting(self, account_id: str) -> WaitingState:
+        found = _typed(self.get(Table.WAITING, account_id), WaitingState)
+        return found if found is not None else WaitingState(account_id=account_id)
+
+
+def queue_key(account_id: str, inbox_id: str) -> str:
+    """The `queues` table's key of one destination: the one home of this formula."""
+    return f"{account_id}|{inbox_id}"
 
 
 _MISSING = object()

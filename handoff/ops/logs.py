@@ -18,7 +18,8 @@ import orjson
 
 from handoff.config import WorkerSettings
 from handoff.core.store import Decision
-from schemas.internal import AccountEvent
+from schemas.internal import AccountEvent, SequencedTick
+from schemas.topics import Topic
 
 decisions_log = logging.getLogger("handoff.decisions")
 
@@ -56,6 +57,8 @@ def record_fields(event_id: str | None, topic: str, partition: int, offset: int
 
 def event_fields(event: AccountEvent) -> dict[str, Any]:
     """`record_fields` of a sequenced account event (its input's id and origin)."""
+    if isinstance(event, SequencedTick):  # the clock has no input record
+        return record_fields(event.event_id, Topic.ACCOUNT_EVENTS.value, -1, -1)
     origin = event.origin
     return record_fields(getattr(event.record, "event_id", None), origin.topic,
                          origin.partition, origin.offset)

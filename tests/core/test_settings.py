@@ -146,7 +146,8 @@ def test_unknown_fields_name_the_typo_and_what_is_known() -> None:
     assert [e.field for e in errors] == ["proces", "routing.destinaton",
                                          "routing.assignees[0].ID", "messages.availble"]
     assert errors[0].message == ("unknown setting; known here: custom_triggers, process, routing, "
-                                 "messages, unassigned_chat")
+                                 "messages, unassigned_chat, pickup_timeout_s, "
+                                 "assign_when_available, queue_update_s, language_routing")
     assert unknown_fields({"process": "live", "routing": {"mode": "workflow", "workflow_id": "w",
                                                           "destination": "h"}}) == []
 

@@ -347,6 +347,9 @@ def test_audit_text_tells_the_whole_story_of_a_conversation(recorded: Recorded) 
     assert "status: closed, view assigned" in text  # the inbox closed it
     assert "reopens to the customer agent" in text  # the visitor wrote again
     assert "no handoff: no trigger" in text  # "refund" is no phrase of v2
+    # n-ana went away before accepting it (contract v1.1): the trail shows the re-route.
+    assert "user n-ana is now away" in text
+    assert "assigned to: user n-bo in n-support (live, agent unavailable)" in text
     assert "0 differ, 0 missing live, 0 only live." in text
     workflow = json.loads(cli(recorded, "audit", "c-s2", "--json"))[0]
     assert workflow["trigger"]["phrase"] == "faktura"

@@ -104,6 +104,8 @@ def _log_identity(entry: dict[str, Any]) -> tuple[str, str, str]:
         ident = entry["key"]
     elif source == "workflows":
         ident = entry["workflow_id"]
+    elif source == "clock":
+        ident = entry["event_id"]
     else:
         ident = record["event_id"]
     return entry["account_id"], source, ident
@@ -248,12 +250,13 @@ def trigger(a: Account, event: str, kind: str, phrase: str | None = None,
 
 def assignment(a: Account, conv: str, *, inbox: str | None, assignee: str | None, rule: str,
                candidates: list[str], mode: str = "live", version: int = 0,
-               ticket: Any = None, assignee_type: str = "user", at: str = T) -> dict[str, Any]:
+               ticket: Any = None, assignee_type: str = "user", at: str = T,
+               reason: str = "handoff", waited_s: float | None = None) -> dict[str, Any]:
     return {"conversation_id": a(conv), "ticket_id": ticket, "account_id": a.id,
             "inbox_id": a(inbox) if inbox else None, "mode": mode,
             "assignee": {"type": assignee_type, "id": a(assignee)} if assignee else None,
             "rule": rule, "config_version": version, "occurred_at": at,
-            "candidates": candidates}
+            "candidates": candidates, "reason": reason, "waited_s": waited_s}
 
 
 def outbound(a: Account, conv: str, kind: str, text: str, channel: str = "chat",
