@@ -437,6 +437,11 @@ class ProcessingLoop(Service):
         for task in list(self.tasks.values()):
             yield from task.stores[Table.CONVERSATIONS.value].items()
 
+    def queues(self) -> Iterator[tuple[str, object]]:
+        """Every destination queue on this worker's tasks."""
+        for task in list(self.tasks.values()):
+            yield from task.stores[Table.QUEUES.value].items()
+
     def lag(self) -> Iterator[tuple[str, int, int]]:
         """(contract topic, partition, records behind the high watermark) per task input."""
         consumer = self.consumer

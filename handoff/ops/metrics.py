@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from handoff.core.state import Phase
+from handoff.core.state import Phase, QueueState
 from handoff.core.store import Decision, Table
 from handoff.ops.logs import log_decision
 from schemas.common import Process, TriggerKind
@@ -42,8 +42,19 @@ _TOPIC_NAMES = frozenset(t.value for t in Topic)
 _ASSIGNMENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
                        3600.0)
 # Seconds one account event takes in the decision step (decide, queue writes and sends).
+# A visitor's wait in a queue: seconds to an hour.
+_QUEUE_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 _DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 OPEN_VIEWS = ("assigned", "unassigned")
+
+
+def _queue_length(value: object) -> int:
+    # Restored values are dicts, live ones models.
+    if isinstance(value, QueueState):
+        return len(value.waiting)
+    if isinstance(value, dict):
+        return len(value.get("waiting") or ())
+    return 0
 
 
 def classify_error(error: str) -> str:
@@ -72,6 +83,8 @@ class StateSource(Protocol):
     def not_ready_reason(self) -> str | None: ...
 
     def conversations(self) -> Iterator[tuple[str, object]]: ...
+
+    def queues(self) -> Iterator[tuple[str, object]]: ...
 
     def lag(self) -> Iterator[tuple[str, int, int]]: ...
 
@@ -105,6 +118,19 @@ class Metrics:
             "handoff_decision_seconds", "Seconds the decision step takes on one account "
             "event (decide, queue its writes and sends), by the event's source topic.", ["source"],
             buckets=_DECISION_BUCKETS, registry=r)
+        self.reroutes = Counter(
+            "handoff_reroutes", "Live conversations routed again, by reason (pickup_timeout, "
+            "agent_unavailable, released).", ["reason"], registry=r)
+        self.queue_assignments = Counter(
+            "handoff_queue_assignments", "Visitors assigned from a destination's queue (inbox "
+            "or help desk id: few per deployment, unlike conversation ids).", ["destination"],
+            registry=r)
+        self.queue_wait = Histogram(
+            "handoff_queue_wait_seconds", "Seconds a visitor waited in a destination's queue "
+            "before being assigned (event time, as decided).", ["destination"],
+            buckets=_QUEUE_BUCKETS, registry=r)
+        for reason in ("pickup_timeout", "agent_unavailable", "released"):
+            self.reroutes.labels(reason)
         for kind in TriggerKind:
             for process in Process:
                 self.handoffs.labels(kind.value, process.value)
@@ -115,6 +141,8 @@ class Metrics:
         for outcome in ("accepted", "refused"):
             self.config_changes.labels(outcome)
 
+        # Visitors waiting per destination queue (`account|inbox` -> count) on this worker.
+        self._queued: dict[str, int] = {}
         # Conversations handed off and still open on this worker's partitions: id -> view.
         # Only human-owned conversations are held, so this is as big as the humans' queue.
         self._open: dict[str, str] = {}
@@ -134,6 +162,12 @@ class Metrics:
             elif isinstance(value, Assignment):
                 outcome = "assigned" if value.assignee is not None else "unassigned"
                 self.assignments.labels(outcome, value.mode).inc()
+                if value.reason == "queue":
+                    destination = value.inbox_id or ""
+                    self.queue_assignments.labels(destination).inc()
+                    self.queue_wait.labels(destination).observe(value.waited_s or 0.0)
+                elif value.reason != "handoff":
+                    self.reroutes.labels(value.reason).inc()
                 self.time_to_assignment.labels(outcome).observe(
                     max(0.0, now - value.occurred_at.timestamp()))
             elif isinstance(value, TicketCreated):
@@ -141,7 +175,9 @@ class Metrics:
             elif isinstance(value, ConfigChange):
                 self.config_changes.labels("accepted" if value.accepted else "refused").inc()
         for write in decision.writes:
-            if write.table is Table.CONVERSATIONS:
+            if write.table is Table.QUEUES:
+                self._queued[write.key] = _queue_length(write.value)
+            elif write.table is Table.CONVERSATIONS:
                 phase, view = _phase_view(write.value)
                 if phase == Phase.HANDED_OFF and view in OPEN_VIEWS:
                     self._open[write.key] = view
@@ -191,7 +227,18 @@ class Metrics:
             if phase == Phase.HANDED_OFF and view in OPEN_VIEWS:
                 fresh[str(key)] = view
         self._open = fresh
+        self._queued = {str(key): _queue_length(value) for key, value in source.queues()}
         self._seeded_at = generation
+
+    def queue_lengths(self) -> dict[str, int]:
+        """Visitors waiting per destination (inbox or help desk id) on this worker's
+        partitions; no account ids in labels, so destinations of two accounts add up."""
+        self._maybe_reseed()
+        totals: dict[str, int] = {}
+        for key, count in self._queued.items():
+            destination = key.partition("|")[2]
+            totals[destination] = totals.get(destination, 0) + count
+        return totals
 
     def consumer_lag(self) -> Iterator[tuple[str, int, int]]:
         """(contract topic, partition, lag) for each partition the loop reads."""
@@ -209,6 +256,7 @@ class _Scraped(Collector):
         return [
             GaugeMetricFamily("handoff_open_conversations", "", labels=["view"]),
             GaugeMetricFamily("handoff_consumer_lag", "", labels=["topic", "partition"]),
+            GaugeMetricFamily("handoff_queue_length", "", labels=["destination"]),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -223,4 +271,9 @@ class _Scraped(Collector):
             "partition of the topics the loop reads.", labels=["topic", "partition"])
         for topic, partition, behind in m.consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
-        return [open_family, lag]
+        queued = GaugeMetricFamily(
+            "handoff_queue_length", "Visitors waiting in each destination's queue (inbox or "
+            "help desk), on the partitions this worker holds.", labels=["destination"])
+        for destination, count in sorted(m.queue_lengths().items()):
+            queued.add_metric([destination], count)
+        return [open_family, lag, queued]

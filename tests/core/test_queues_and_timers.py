@@ -12,6 +12,7 @@ from tests.core.harness import Run
 from tests.core.test_routing import OFFICE, who
 from tests.core.test_triggers_and_process import ADMIN, configured
 
+
 def live(users: tuple[str, ...] = ("u-1", "u-2"), **extra: Any) -> dict[str, Any]:
     assignees = [{"type": "user", "id": u} for u in users]
     return {"process": "live", "custom_triggers": ["refund"],

@@ -22,7 +22,7 @@ from schemas.inputs import ChatMessage
 from steps.deadletter import describe
 from streams.loop import ProcessingLoop
 from streams.state import MemoryStore, json_codec
-from tests.builders import chat, config, inbox, presence, update, user
+from tests.builders import chat, config, inbox, presence, tick, update, user
 from tests.core.harness import Run
 
 HUMAN = "I want to talk to a human"
@@ -36,7 +36,8 @@ def value(metrics: Metrics, name: str, **labels: str) -> float:
     return 0.0 if found is None else found
 
 
-def run_observed(metrics: Metrics, *events: Any) -> list[tuple[str, dict[str, Any]]]:
+def run_observed(metrics: Metrics, *events: Any
+                 ) -> list[tuple[str, dict[str, Any]]]:
     """Decide each event as the agent does, reporting each decision; return the emits."""
     run = Run()
     out: list[tuple[str, dict[str, Any]]] = []
@@ -56,6 +57,7 @@ def test_counters_match_what_the_decisions_published() -> None:
         config("cfg-0", DIRECT, actor="u-1"),  # refused: no permission
         config("cfg-1", DIRECT, actor="ed"),
         chat("m-1", HUMAN, conversation="c-1"),            # assigned to u-1
+        # u-1 had not accepted c-1: it is routed again (v1.1), to nobody: unassigned.
         presence("u-1", "offline", at="2026-11-26T10:00:01Z"),
         chat("m-2", HUMAN, conversation="c-2"),            # nobody available: unassigned
         chat("m-3", "hello", conversation="c-3"),          # no trigger
@@ -69,7 +71,7 @@ def test_counters_match_what_the_decisions_published() -> None:
     assert value(metrics, "handoff_handoffs_total", trigger="no_answer", process="live") == 0
     outcomes = Counter("assigned" if v["assignee"] else "unassigned"
                        for t, v in out if t == "assignments")
-    assert outcomes == {"assigned": 1, "unassigned": 1}
+    assert outcomes == {"assigned": 1, "unassigned": 2}
     for outcome, count in outcomes.items():
         assert value(metrics, "handoff_assignments_total", outcome=outcome, mode="live") == count
         assert value(metrics, "handoff_time_to_assignment_seconds_count",
@@ -118,7 +120,8 @@ def held_task(partition: int, committed: dict[TopicPartition, int] | None = None
     store = MemoryStore("conversations", partition, json_codec())
     store.write(conversations or {}, None)
     return SimpleNamespace(partition=partition, ready=True, committed=dict(committed or {}),
-                           stores={"conversations": store})
+                           stores={"conversations": store,
+                                   "queues": MemoryStore("queues", partition, json_codec())})
 
 
 def test_readiness_says_why_the_loop_is_not_ready() -> None:
@@ -238,3 +241,26 @@ def test_json_formatter_writes_one_object_per_line_with_extra_fields() -> None:
     assert line["event_id"] == "deadletter-1" and line["level"] == "warning"
     assert "ValueError: boom" in line["exception"]
     assert line["ts"].endswith("Z")
+
+
+def test_queue_length_wait_and_reroutes_follow_the_decisions() -> None:
+    metrics = Metrics()
+    queued = {**DIRECT, "assign_when_available": True, "pickup_timeout_s": 30,
+              "routing": {**DIRECT["routing"],
+                          "assignees": [{"type": "user", "id": "u-1"},
+                                        {"type": "user", "id": "u-2"}]}}
+    run_observed(metrics, inbox("support"), user("u-1"), user("u-2"),
+                 user("ed", permissions=("customer_agent.edit",)),
+                 config("cfg-1", queued, actor="ed"),
+                 chat("m-1", HUMAN, conversation="c-1"), chat("m-2", HUMAN, conversation="c-2"),
+                 presence("u-1", at="2026-11-26T10:00:20Z", max_open=1),  # takes c-1
+                 # u-1 lets c-1 time out: it goes back to the queue, u-1 takes c-2 instead.
+                 tick("2026-11-26T10:01:00Z"))
+    assert value(metrics, "handoff_queue_assignments_total", destination="support") == 2
+    assert value(metrics, "handoff_queue_wait_seconds_count", destination="support") == 2
+    assert value(metrics, "handoff_queue_wait_seconds_sum", destination="support") == 20 + 60
+    assert value(metrics, "handoff_reroutes_total", reason="pickup_timeout") == 1
+    assert value(metrics, "handoff_reroutes_total", reason="released") == 0
+    assert metrics.queue_lengths() == {"support": 1}
+    body, _ = metrics.exposition(None)
+    assert 'handoff_queue_length{destination="support"} 1.0' in body.decode()
