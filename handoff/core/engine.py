@@ -354,7 +354,8 @@ class Engine:
         if previous is not None and previous.type == "user":
             account = store.account(conv.account_id)
             user = account.users.get(previous.id)
-            who = f"{user.name} ({previous.id})" if user and user.name else previous.id
+            who = (f"{user.name} ({previous.id})" if user and user.name
+                   and user.name != previous.id else previous.id)
         why = {
             "pickup_timeout": f"Re-routed: {who} did not accept it within "
                               f"{settings.config.pickup_timeout_s} s",
@@ -387,8 +388,9 @@ class Engine:
                                     routing.workflow_id, facts, choice)
         if routed.assignee is None and reason == "queue":
             return False
-        waited = (at - conv.queued_at).total_seconds() if reason == "queue" and conv.queued_at \
-            else None
+        # Inputs carry their producers' times: never report a negative wait.
+        waited = (max(0.0, (at - conv.queued_at).total_seconds())
+                  if reason == "queue" and conv.queued_at else None)
         if routed.assignee is not None:
             conv = self._leave_queue(store, conv, decision, picked_at=at)
         self._assign(store, conv, routed, decision)
@@ -433,9 +435,15 @@ class Engine:
                     self._drop_queued(store, decision, account_id, inbox_id, conversation_id)
                     continue
                 position = store.queue(account_id, inbox_id).waiting.index(conversation_id) + 1
-                self._route_again(store, conv, settings, "queue", cause, at, decision,
-                                  f"From the queue: {_duration(at, conv.queued_at)} waiting, "
-                                  f"number {position} in line")
+                taken = self._route_again(store, conv, settings, "queue", cause, at, decision,
+                                          f"From the queue: {_duration(at, conv.queued_at)} "
+                                          f"waiting, number {position} in line")
+                if (not taken and not conv.declined
+                        and isinstance(settings.config.routing, DirectRouting)
+                        and _choice(settings.config, conv, at).language is None):
+                    # Nobody could take this one; direct routing finds nobody for the rest
+                    # either (only declines and languages set conversations apart there).
+                    break
             self._announce(store, account_id, inbox_id, settings, cause, at, decision)
 
     def _enqueue(self, store: Overlay, conv: ConversationState, settings: AccountSettings,

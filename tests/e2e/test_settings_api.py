@@ -36,6 +36,9 @@ pytestmark = pytest.mark.kafka
 
 EDIT = "customer_agent.edit"
 HUMAN = "I want to talk to a human"
+KNOWN_FIELDS = ("unknown setting; known here: custom_triggers, process, routing, messages, "
+                "unassigned_chat, pickup_timeout_s, assign_when_available, queue_update_s, "
+                "language_routing")
 
 
 def free_port() -> int:
@@ -258,8 +261,7 @@ def test_every_refused_change_of_a_known_user_is_on_config_changes_once(api: Api
     assert [(c["actor"], c["accepted"], c["version"], c["reason"]) for c in got] == [
         (viewer, False, None, f"user {viewer} lacks the customer_agent.edit permission"),
         (f"{other}-ed", False, None, f"user {other}-ed is not a user of account {account}"),
-        (editor, False, None, "proces: unknown setting; known here: custom_triggers, process, "
-                              "routing, messages, unassigned_chat"),
+        (editor, False, None, f"proces: {KNOWN_FIELDS}"),
         (editor, False, None, "the body is not JSON: " + answers[3].body["errors"][0]["message"]),
     ]
     assert len({c["event_id"] for c in got}) == 4
@@ -344,8 +346,7 @@ def test_invalid_settings_are_422_with_each_field_and_change_nothing(api: Api) -
         "messages": {"available": "  "}})
     assert answer.status == 422
     assert answer.body["errors"] == [
-        {"field": "proces", "message": "unknown setting; known here: custom_triggers, process, "
-                                       "routing, messages, unassigned_chat"},
+        {"field": "proces", "message": KNOWN_FIELDS},
         {"field": "custom_triggers[1]", "message": "String should have at least 1 character"},
     ]
     answer = api.put(account, editor, {
