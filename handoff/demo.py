@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ def describe(topic: str, v: dict[str, Any]) -> str:
     if topic == Topic.ASSIGNMENTS:
         who = (f"{v['assignee']['type']} {v['assignee']['id']}" if v["assignee"]
                else "UNASSIGNED")
-        return f"{conv:<6}   -> {who} in {v['inbox_id']} ({v['mode']}): {v['rule']}"
+        reason = v.get("reason", "handoff")
+        how = v["mode"] if reason == "handoff" else f"{v['mode']}, {reason.replace('_', ' ')}"
+        return f"{conv:<6}   -> {who} in {v['inbox_id']} ({how}): {v['rule']}"
     if topic == Topic.CHAT_OUTBOUND:
         return f"{conv:<6}   visitor sees ({v['kind']}): \"{v['text']}\""
     if topic == Topic.CONVERSATION_STATUS:
@@ -112,9 +115,41 @@ async def _run_traffic(settings: WorkerSettings, seconds: float) -> int:
         await asyncio.sleep(1.0)
         await publish_fixture(settings, {"messages": traffic["while_paused"]})
         await watcher.watch(seconds, quiet_after=3.0)
+        await _queues_act(settings, watcher, seconds)
     finally:
         await watcher.consumer.stop()
     return watcher.seen
+
+
+def _now(data: Any) -> Any:
+    """The fixture with every "{now}" replaced by the current time."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return orjson.loads(orjson.dumps(data).replace(b'"{now}"', f'"{stamp}"'.encode()))
+
+
+async def _queues_act(settings: WorkerSettings, watcher: Watcher, seconds: float) -> None:
+    """A second account with a queue, language routing and a pickup timeout."""
+    act = yaml.safe_load((DEMO_DIR / "queues.yaml").read_text(encoding="utf-8"))
+    setup = act["setup"]
+    print("\nqueues and timers, account nordic: Kari (Norwegian) is offline, Tom (English) "
+          "is available; the queue, language routing and a 10 s pickup timeout are on...",
+          flush=True)
+    await publish_fixture(settings, _now({k: v for k, v in setup.items()
+                                          if k != "config_requests"}))
+    await asyncio.sleep(1.0)
+    await publish_fixture(settings, _now({"config_requests": setup["config_requests"]}))
+    await watcher.watch(10.0, quiet_after=1.5)
+    print("\na Norwegian and an English visitor ask for a human (the Norwegian one waits for "
+          "Kari)...", flush=True)
+    await publish_fixture(settings, _now({"messages": act["visitors"]}))
+    await watcher.watch(seconds, quiet_after=2.0)
+    print("\nKari comes online: the queue gives her the Norwegian visitor...", flush=True)
+    await publish_fixture(settings, _now({"presence": act["kari_online"]}))
+    await watcher.watch(seconds, quiet_after=2.0)
+    await publish_fixture(settings, _now({"updates": act["kari_accepts"]}))  # picked up
+    print("\nTom does not accept his conversation: after 10 s the worker's clock moves it on...",
+          flush=True)
+    await watcher.watch(max(seconds, 20.0), quiet_after=14.0)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:

@@ -22,6 +22,7 @@ SECTIONS: dict[str, Topic] = {
     "config_requests": Topic.CONFIG_REQUESTS,
     "control": Topic.AGENT_CONTROL,
     "messages": Topic.CHAT_MESSAGES,
+    "updates": Topic.CONVERSATION_UPDATES,
 }
 
 

@@ -71,6 +71,16 @@ def language_code(tag: str | None) -> str | None:
     return _SAME_LANGUAGE.get(primary, primary) or None
 
 
+_NAMES = {"en": "English", "no": "Norwegian", "sv": "Swedish", "da": "Danish", "de": "German",
+          "es": "Spanish", "fr": "French", "it": "Italian", "nl": "Dutch", "pt": "Portuguese",
+          "fi": "Finnish"}
+
+
+def language_name(code: str | None) -> str:
+    """A `language_code` as a rule says it ("Norwegian"), else the code itself."""
+    return _NAMES.get(code or "", code or "?")
+
+
 def speaks(account: AccountState, user_id: str, language: str) -> bool:
     """Whether the directory lists `language` (a `language_code`) among the user's."""
     user = account.users.get(user_id)
@@ -134,21 +144,24 @@ def _first_available(
         if reason is None and user_id in choice.declined:
             reason = "declined this conversation (timed out or released it)"
         if reason is None and language is not None and not speaks(account, user_id, language):
-            reason = f"does not speak {language}"
+            reason = f"does not speak {language_name(language)}"
             if fallback is None:
                 fallback = index
         if reason is None:
-            notes.append(f"{user_id}: chosen" + (f", speaks {language}" if language else ""))
+            notes.append(f"{user_id}: chosen"
+                         + (f", speaks {language_name(language)}" if language else ""))
             return user_id, via, notes, {cursor_key: (index + 1) % len(pool)}
         notes.append(f"{user_id}: {reason}")
     if fallback is not None:
-        waits = choice.speakers_only and any(speaks(account, u, language or "") for u, _ in pool)
+        waits = choice.speakers_only and any(
+            speaks(account, u, language or "") and u not in choice.declined for u, _ in pool)
         if not waits:
             user_id, via = pool[fallback]
-            notes = [n for n in notes if n != f"{user_id}: does not speak {language}"]
-            notes.append(f"{user_id}: chosen, nobody speaking {language} is available")
+            notes = [n for n in notes if n != f"{user_id}: does not speak {language_name(language)}"]
+            notes.append(f"{user_id}: chosen, nobody speaking {language_name(language)} "
+                         "is available")
             return user_id, via, notes, {cursor_key: (fallback + 1) % len(pool)}
-        notes.append(f"waiting for a user who speaks {language}")
+        notes.append(f"waiting for a user who speaks {language_name(language)}")
     return None, None, notes, {}
 
 
@@ -178,7 +191,7 @@ def route_direct(
         if user_id is None:
             why = "no assignees are configured" if not pool else "nobody is available"
             if notes and notes[-1].startswith("waiting for"):
-                why = f"nobody who speaks {choice.language} is available"
+                why = f"nobody who speaks {language_name(choice.language)} is available"
             return Routed(None, f"Live handoff: {why} among [{configured}]; left unassigned.",
                           "unavailable", notes)
         through = f" of team {_label(account, 'team', via)}" if via else ""

@@ -197,7 +197,7 @@ def test_a_norwegian_conversation_goes_to_the_norwegian_speaking_user_first() ->
                      b.presence("u-1"), b.presence("u-2"))
     out = run.feed(b.chat("m-0", "refund", conversation="c-0", language="nb"))
     got = run.topic("assignments", out)
-    assert who(got) == ["u-2"] and "speaks no" in got[0]["rule"]
+    assert who(got) == ["u-2"] and "speaks Norwegian" in got[0]["rule"]
     # With the speaker away the next one waits for them, then anyone after the fallback.
     run.feed(b.update("acc-0", "accept", conversation="c-0", actor="u-2"))
     run.feed(b.presence("u-2", "away", at=b.at(1)))
@@ -205,7 +205,7 @@ def test_a_norwegian_conversation_goes_to_the_norwegian_speaking_user_first() ->
     assert queued(run) == ("c-1",)
     assert run.topic("assignments", run.feed(b.tick(b.at(61)))) == []
     got = run.topic("assignments", run.feed(b.tick(b.at(62))))
-    assert who(got) == ["u-1"] and "nobody speaking no is available" in got[0]["rule"]
+    assert who(got) == ["u-1"] and "nobody speaking Norwegian is available" in got[0]["rule"]
 
 
 def test_language_preference_without_a_queue_takes_anyone_available() -> None:
