@@ -41,9 +41,11 @@
     // -> "routing.assignees" -> "routing" -> "" (the form's own).
     const mode = currentMode();
     let path = field || "";
+    // A slot in a hidden part of the form is passed over, so that an error about a field the
+    // editor cannot see now still shows (naming the field) instead of vanishing.
     for (;;) {
       const slots = $$("[data-error-for]").filter((el) => el.dataset.errorFor === path
-        && (!el.dataset.mode || el.dataset.mode === mode));
+        && (!el.dataset.mode || el.dataset.mode === mode) && !el.closest("[hidden]"));
       if (slots.length) return slots[0];
       if (!path) return null;
       const cut = Math.max(path.lastIndexOf("."), path.lastIndexOf("["));
@@ -84,6 +86,9 @@
       direct: mode === "direct",
       workflow: mode === "workflow",
       "live-workflow": process === "live" && mode === "workflow",
+      live: process === "live",
+      "tell-position": $("#tell-position").checked,
+      "prefer-language": $("#prefer-language").checked,
     };
     $$("[data-show]").forEach((el) => { el.hidden = !shown[el.dataset.show]; });
   }
@@ -187,10 +192,71 @@
     $("#msg-unavailable").value = config.messages.unavailable;
     $("#msg-unassigned").value = config.messages.unassigned;
     form.querySelector("input[name=unassigned_chat][value=" + config.unassigned_chat + "]").checked = true;
+    renderQueue(config);
     $("#version").textContent = settings.version
       ? "Version " + settings.version + ", saved by " + settings.actor + " at " + settings.updated_at
       : "Version 0: the defaults (never saved)";
     refreshVisibility();
+  }
+
+  // -- queue and timers (contract v1.1) ----------------------------------------------------
+
+  function renderQueue(config) {
+    const shown = (value) => (value === null || value === undefined ? "" : String(value));
+    $("#pickup-timeout").value = shown(config.pickup_timeout_s);
+    $("#assign-when-available").checked = Boolean(config.assign_when_available);
+    const text = config.messages.queue_position;
+    $("#tell-position").checked = text !== null && text !== undefined;
+    $("#msg-queue-position").value = shown(text);
+    $("#queue-update").value = shown(config.queue_update_s);
+    const language = config.language_routing;
+    $("#prefer-language").checked = Boolean(language && language.prefer);
+    $("#language-fallback").value = shown(language && language.fallback_after_s);
+    showQueueExample();
+  }
+
+  // A number of seconds as typed: empty is absent; anything but digits goes to the API as
+  // typed, so that its 422 names the field and says what it wants, like every other refusal.
+  function seconds(selector) {
+    const typed = $(selector).value.trim();
+    if (!typed) return null;
+    return /^\d+$/.test(typed) ? Number(typed) : typed;
+  }
+
+  function collectQueue() {
+    const out = {
+      pickup_timeout_s: seconds("#pickup-timeout"),
+      assign_when_available: $("#assign-when-available").checked,
+    };
+    // Left out when empty, so that the default (120 s) applies.
+    const every = seconds("#queue-update");
+    if (every !== null) out.queue_update_s = every;
+    if ($("#prefer-language").checked) {
+      const after = seconds("#language-fallback");
+      out.language_routing = after === null ? { prefer: true } : { prefer: true, fallback_after_s: after };
+    } else {
+      out.language_routing = null;
+    }
+    return out;
+  }
+
+  // The message as the third in line would read it with a 6-minute estimate. Only the plain
+  // substitution is shown here: what is left out without an estimate is the core's to decide.
+  function showQueueExample() {
+    const text = $("#msg-queue-position").value;
+    $("#queue-example").textContent = text.includes("{position}")
+      ? "Example, third in line with an estimate of 6 minutes: \u201c"
+        + text.split("{position}").join("3").split("{wait_minutes}").join("6") + "\u201d"
+      : "";
+  }
+
+  function offerQueueText() {
+    // Ticking the box with no text yet starts from a sentence that uses both placeholders.
+    const box = $("#msg-queue-position");
+    if ($("#tell-position").checked && !box.value.trim()) {
+      box.value = "You are number {position} in line (about {wait_minutes} minutes).";
+      showQueueExample();
+    }
   }
 
   function collect() {
@@ -214,8 +280,11 @@
         available: $("#msg-available").value,
         unavailable: $("#msg-unavailable").value,
         unassigned: $("#msg-unassigned").value,
+        // null: no place-in-line messages are sent.
+        queue_position: $("#tell-position").checked ? $("#msg-queue-position").value : null,
       },
       unassigned_chat: form.querySelector("input[name=unassigned_chat]:checked").value,
+      ...collectQueue(),
     };
   }
 
@@ -397,6 +466,8 @@
     $("#reload").addEventListener("click", load);
     $("#preview").addEventListener("click", preview);
     form.addEventListener("change", refreshVisibility);
+    $("#tell-position").addEventListener("change", offerQueueText);
+    $("#msg-queue-position").addEventListener("input", showQueueExample);
     form.addEventListener("submit", save);
     if (account() && $("#token").value) load();
   });
