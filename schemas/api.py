@@ -74,6 +74,8 @@ class ValidationBody(Record):
 class OptionUser(Record):
     id: str
     name: str
+    # Users only (v1.1): the languages the directory lists, for language routing.
+    languages: list[str] = []
 
 
 class OptionInbox(Record):

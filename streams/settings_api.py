@@ -442,7 +442,8 @@ class SettingsApi:
             account_id=account_id,
             inboxes=[OptionInbox(id=i.id, name=i.name or i.id, type=i.type)
                      for i in account.inboxes.values()],
-            users=[OptionUser(id=u.id, name=u.name or u.id) for u in account.users.values()],
+            users=[OptionUser(id=u.id, name=u.name or u.id, languages=list(u.languages))
+                   for u in account.users.values()],
             teams=[OptionUser(id=t.id, name=t.name or t.id) for t in account.teams.values()],
             workflows=[OptionWorkflow(workflow_id=w.workflow_id, name=w.name or w.workflow_id)
                        for w in account.workflows.values()])

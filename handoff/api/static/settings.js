@@ -185,7 +185,8 @@
       box.name = "assignee";
       box.value = type + ":" + who.id;
       box.checked = chosen.has(box.value);
-      label.append(box, document.createTextNode(" " + who.name + (type === "team" ? " (team)" : "")));
+      const speaks = who.languages && who.languages.length ? " (speaks " + who.languages.join(", ") + ")" : "";
+      label.append(box, document.createTextNode(" " + who.name + (type === "team" ? " (team)" : speaks)));
       list.append(label);
     });
     $("#msg-available").value = config.messages.available;
