@@ -88,6 +88,7 @@ class Figures:
     different: int = 0
     lost_inputs: int = 0
     sequenced_twice: int = 0
+    ticks: int = 0  # clock records in the account log (acct-0's queue and pickup timeouts)
     dead_letters: int = 0  # on `deadletter` (read_committed); compared like the outputs
     transactional_ids: int = 0  # `<group>-task-<p>` ids found on the broker, of `partitions`
     partitions: int = 0
@@ -103,7 +104,7 @@ class Figures:
                 f"reference={self.reference} live={self.live} missing={self.missing} "
                 f"duplicated={self.duplicated} extra={self.extra} different={self.different} "
                 f"lost_inputs={self.lost_inputs} sequenced_twice={self.sequenced_twice} "
-                f"dead_letters={self.dead_letters} "
+                f"dead_letters={self.dead_letters} ticks={self.ticks} "
                 f"txn_ids={self.transactional_ids}/{self.partitions} "
                 f"kills_in_txn={self.kills_in_transaction} worker_exits={self.worker_exits} "
                 f"{self.seconds:.0f}s code={self.code} "
@@ -128,9 +129,22 @@ class Poison:
     why: str
 
 
+# Account acct-0 also has the queue and a pickup timeout (contract v1.1). Nobody in the stream
+# accepts, and its sent_at times lie in the past, so each of its assignments times out at the
+# next clock tick and moves on, then waits in the queue: the worker writes ticks into acct-0's
+# log all run long, and they go through every fault like any other record.
+TIMERS = {"pickup_timeout_s": 10, "assign_when_available": True, "queue_update_s": 10,
+          "messages": {"queue_position": "You are number {position} in line."}}
+
+
+def timers(acct: str) -> dict[str, Any]:
+    """The queue-and-timer settings of an account (only acct-0 has them)."""
+    return TIMERS if acct == "acct-0" else {}
+
+
 def setup(shape: Shape) -> list[Record]:
     """Per account: an inbox, two users (one may edit settings), both available with capacity,
-    and settings that rotate live handoffs between them."""
+    and settings that rotate live handoffs between them (acct-0 with queue and timers)."""
     out: list[Record] = []
     for a in range(shape.accounts):
         acct = f"acct-{a}"
@@ -153,7 +167,7 @@ def setup(shape: Shape) -> list[Record]:
                    "process": "live", "routing": {
                        "mode": "direct", "destination": "support",
                        "assignees": [{"type": "user", "id": f"{acct}-u1"},
-                                     {"type": "user", "id": f"{acct}-u2"}]}}}
+                                     {"type": "user", "id": f"{acct}-u2"}]}, **timers(acct)}}
         out.append((Topic.CONFIG_REQUESTS, acct, orjson.dumps(cfg)))
     return out
 
@@ -189,7 +203,8 @@ def stream(shape: Shape) -> list[Record]:
                    "occurred_at": at, "config": {
                        "custom_triggers": [f"refund {i % 7}"], "process": "live",
                        "routing": {"mode": "direct", "destination": "support", "assignees": [
-                           {"type": "user", "id": f"{editing}-{u}"} for u in order]}}}
+                           {"type": "user", "id": f"{editing}-{u}"} for u in order]},
+                       **timers(editing)}}
             out.append((Topic.CONFIG_REQUESTS, editing, orjson.dumps(cfg)))
         if c in closes and k == asks_at[c] + 3:
             upd = {"event_id": f"close-{c}", "conversation_id": conv, "account_id": acct,
@@ -480,8 +495,11 @@ class Run:
         last, quiet = (-1, -1), 0
         while time.monotonic() < deadline:
             await asyncio.sleep(2.0)
+            # Clock ticks keep coming while acct-0's queue holds visitors nobody may take;
+            # they decide nothing new then, so only the other records must stop growing.
             count = (len(await self.read([*OUTPUTS, Topic.DEADLETTER])),
-                     len(await self.read([Topic.ACCOUNT_EVENTS])))
+                     sum(1 for *_, v in await self.read([Topic.ACCOUNT_EVENTS])
+                         if b'"source":"clock"' not in v))
             lag = await self.lag()
             quiet = quiet + 1 if count == last and lag == 0 else 0
             last = count
@@ -539,9 +557,17 @@ class Run:
         figures.extra = sum(live[k] for k in extra)
         figures.different = len(differs)
         logged: Counter[Origin] = Counter()
+        ticks: Counter[str] = Counter()
         for _, _, _, value in log:
-            o = orjson.loads(value)["origin"]
+            entry = orjson.loads(value)
+            if entry["source"] == "clock":
+                ticks[entry["event_id"]] += 1
+                continue
+            o = entry["origin"]
             logged[(o["topic"], o["partition"], o["offset"])] += 1
+        figures.ticks = sum(ticks.values())
+        if any(n > 1 for n in ticks.values()):
+            figures.failed.append("a clock tick is in the log twice")
         valid = [o for _, o in self.sent if o not in self.expected_dead]
         lost = [o for o in valid if o not in logged]
         figures.lost_inputs = len(lost)
@@ -597,7 +623,9 @@ def decide_once(log: list[tuple[str, int, int, bytes]]
     made_by: dict[tuple[str, str], Origin] = {}
     for _, _, _, value in log:
         event = _account_event.validate_json(value, strict=True)
-        origin = (event.origin.topic, event.origin.partition, event.origin.offset)
+        # A clock tick has no input: it is its own origin (committed once, by one task).
+        origin = (("clock", 0, hash(event.event_id)) if event.source == "clock" else
+                  (event.origin.topic, event.origin.partition, event.origin.offset))
         if origin in seen:
             continue
         seen.add(origin)
