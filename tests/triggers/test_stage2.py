@@ -145,3 +145,24 @@ def test_heldout_set_covers_every_language() -> None:
         assert labels.count("human") >= 20, lang
         assert labels.count("other") >= 40, lang
         assert labels.count("borderline") >= 4, lang
+
+
+def test_eval_triggers_scores_with_and_without_the_stage(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from handoff.cli import main
+
+    data = tmp_path / "rows.csv"
+    data.write_text("text,label,lang\nconnectme to a human,human,en\nwhere is my parcel,other,en\n",
+                    encoding="utf-8")
+    runner = CliRunner()
+    recall = {}
+    for flag in ("--stage2", "--no-stage2"):
+        result = runner.invoke(main, ["eval-triggers", str(data), "--json", flag])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        recall[flag] = report["recall"]
+        assert report["false_positive_rate"] == 0.0
+    assert recall == {"--stage2": 1.0, "--no-stage2": 0.0}
