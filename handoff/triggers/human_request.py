@@ -20,7 +20,7 @@ from pathlib import Path
 from handoff.triggers._automaton import Automaton
 from handoff.triggers.normalize import normalize
 from handoff.triggers.patterns import PatternKind, PatternLine, parse_file, typo_variants
-from handoff.triggers.stage2 import MODEL_FILE, Stage2Model
+from handoff.triggers.stage2 import MAX_CHARS, MODEL_FILE, Stage2Model
 
 __all__ = [
     "DATA_DIR",
@@ -57,7 +57,7 @@ class HumanRequestMatch:
 
 
 # What a second-stage match reports: the model reads no language, and its span is the
-# whole message.
+# whole message (up to `MAX_CHARS`).
 STAGE2_LANGUAGE = "und"
 STAGE2_SOURCE = "stage2"
 
@@ -252,7 +252,7 @@ class HumanRequestDetector:
         return other
 
     def __len__(self) -> int:
-        """Number of distinct automaton keys (expanded pieces and typo variants)."""
+        """Number of distinct automaton keys (expanded pieces, typo variants, near-words)."""
         return len(self._automaton)
 
     def detect(self, normalized_text: str) -> HumanRequestMatch | None:
@@ -283,7 +283,8 @@ class HumanRequestDetector:
         score = stage2.score(text)
         if score < self._margin:
             return None
-        phrase = text.strip()
+        # The part the model read: a long message is scored on its opening only.
+        phrase = text[:MAX_CHARS].strip()
         return HumanRequestMatch(
             STAGE2_LANGUAGE, phrase, f"stage2 score {score:.2f} >= {self._margin:.2f}",
             STAGE2_SOURCE, 1, 1 + len(phrase),

@@ -44,7 +44,9 @@ HANDWRITTEN = REPO / "tests" / "triggers" / "data" / "handwritten.csv"
 STAGE2_SENTENCES = REPO / "tests" / "triggers" / "stage2_train"
 
 SEED = 14
-C = 1.0  # inverse L2 strength: 0.25-4 rescued 38-42 of 61 out of fold, at the same false positives
+# Inverse L2 strength: 0.25 to 4 rescued 38-42 of 61 out of fold at the same false positives
+# (under the 0.1 % target alone, before the hand-written one was added); the middle was kept.
+C = 1.0
 FOLDS = 5
 TARGET_FPR = 0.001  # out-of-fold, on the negatives the stage sees
 # ... and on the hand-written ones among them: hard negatives by design (other agents,
@@ -52,7 +54,7 @@ TARGET_FPR = 0.001  # out-of-fold, on the negatives the stage sees
 # and what the per-language goal is measured on.
 TARGET_HARD_FPR = 0.0025
 _HARD_PREFIXES = ("handwritten", "stage2")
-MIN_WEIGHT = 0.02  # smaller weights are dropped from the file: they move no decision
+MIN_WEIGHT = 0.02  # smaller weights are left out of the file to keep it small
 _LABELS = {"H": "human", "B": "borderline", "O": "other"}
 # Sources never trained on: noisy labels, and the evaluation set.
 _EXCLUDED_GROUPS = ("hellohaptik/HINT3",)

@@ -63,6 +63,8 @@ def test_the_stage_rescues_what_the_patterns_miss(detector: HumanRequestDetector
     assert (match.language, match.source, match.phrase) == (STAGE2_LANGUAGE, STAGE2_SOURCE,
                                                             "please zorblat")
     assert toy.detect_text("nothing here") is None
+    long = toy.detect_text("zorblat " + "and more " * MAX_CHARS)
+    assert long is not None and len(long.phrase) < MAX_CHARS  # the part the model read
     # A pattern match wins: the stage is not asked.
     rules = toy.detect_text("I want to talk to a human, zorblat")
     assert rules is not None and rules.language == "en"
