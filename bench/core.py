@@ -69,7 +69,10 @@ def matcher_scaling(rounds: int = 20_000, repeats: int = 9) -> dict[str, Any]:
     for count in (10, 1_000, 10_000):
         phrases = [" ".join(words[i:i + rng.randint(1, 3)]) for i in range(count)]
         contenders[f"custom_{count}_us"] = CustomPhraseMatcher(phrases).match
-    contenders["human_request_us"] = HumanRequestDetector.load().detect
+    detector = HumanRequestDetector.load()
+    contenders["human_request_us"] = detector.detect
+    # The same phrase files without the second stage: what the model adds per message.
+    contenders["human_request_rules_us"] = detector.with_stage2(None).detect
     timings: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, run in contenders.items():

@@ -108,17 +108,20 @@ def schemas(check: bool) -> None:
               help="write each row with its prediction to this CSV")
 @click.option("--by-source", is_flag=True, help="add a table per source (dataset)")
 @click.option("--leave-one-source-out", "held_out", is_flag=True,
-              help="score each source with a detector built without it")
+              help="score each source with a second stage trained without it (needs scikit-learn)")
+@click.option("--stage2/--no-stage2", default=True, show_default=True,
+              help="with the statistical second stage, or the phrase files alone")
 def eval_triggers(
     csv_files: tuple[Path, ...], as_json: bool, predictions: Path | None, by_source: bool,
-    held_out: bool,
+    held_out: bool, stage2: bool,
 ) -> None:
     """Precision, recall and false positives of the human-request detector on labelled CSVs.
 
     Rows are counted per language and per source (the ``source`` column, else
-    the file name).  The shipped detector has no stage fitted to data (its
-    phrase lists are written by hand), so --leave-one-source-out builds the
-    same detector for every fold; the mode is there for any fitted stage.
+    the file name).  --leave-one-source-out retrains the second stage's weights
+    for each source without it (its training inputs plus these rows, less that
+    source; the shipped threshold is kept) and scores that source with it; the
+    phrase files are the same in every fold.
     """
     from handoff.triggers.evaluate import (
         RowLike,
@@ -126,20 +129,38 @@ def eval_triggers(
         format_held_out,
         leave_one_source_out,
         read_rows,
+        source_group,
         write_predictions,
     )
     from handoff.triggers.human_request import HumanRequestDetector
 
     dirs = load_settings().human_request_dirs
-    detector = HumanRequestDetector.load(dirs)
+    detector = HumanRequestDetector.load(dirs, stage2=stage2)
     rows = [row for csv_file in csv_files for row in read_rows(csv_file)]
     report = evaluate(rows, detector)
     if predictions is not None:
         write_predictions(predictions, rows, detector)
     folds = None
     if held_out:
-        def build(training: list[RowLike]) -> HumanRequestDetector:
-            return detector  # nothing in it is fitted to rows
+        if detector.stage2 is None:
+            def build(training: list[RowLike]) -> HumanRequestDetector:
+                return detector  # nothing in the phrase files is fitted to rows
+        else:
+            from handoff.triggers import train_stage2
+
+            groups = {source_group(row.source) for row in rows}
+            inputs = train_stage2.default_rows()
+            threshold = detector.stage2.threshold
+
+            def build(training: list[RowLike]) -> HumanRequestDetector:
+                kept = {source_group(row.source) for row in train_stage2.as_rows(training)}
+                without = groups - kept
+                fold = [row for row in dict.fromkeys([*inputs, *train_stage2.as_rows(training)])
+                        if source_group(row.source) not in without]
+                click.echo(f"  training without {', '.join(sorted(without))} ...", err=True)
+                model = train_stage2.fit(train_stage2.as_rows(fold), detector.with_stage2(None),
+                                         threshold=threshold)
+                return detector.with_stage2(model)
 
         folds = leave_one_source_out(rows, build)
     if as_json:
@@ -150,7 +171,7 @@ def eval_triggers(
     else:
         click.echo(report.format_table(by_source=by_source))
         if folds is not None:
-            click.echo("\nleave one source out (each source scored by a detector built without it)")
+            click.echo("\nleave one source out (each source scored by a detector trained without it)")
             click.echo(format_held_out(folds))
 
 

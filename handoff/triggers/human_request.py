@@ -4,6 +4,11 @@ Patterns live in ``data/human_request/<lang>.txt`` (format: see
 `handoff.triggers.patterns`).  All files are expanded at load time into one
 Aho-Corasick automaton, so a message costs one linear scan however many
 patterns are loaded; only the few keys found are then looked at in Python.
+
+A message the patterns neither match nor veto then goes to the statistical second
+stage (`handoff.triggers.stage2`), when one is loaded: it rescues requests worded in
+ways no pattern line covers.  Vetoes keep their word over it, so "are you a human?",
+opening hours, contact details and other kinds of agent stay quiet.
 """
 
 from __future__ import annotations
@@ -15,8 +20,17 @@ from pathlib import Path
 from handoff.triggers._automaton import Automaton
 from handoff.triggers.normalize import normalize
 from handoff.triggers.patterns import PatternKind, PatternLine, parse_file, typo_variants
+from handoff.triggers.stage2 import MAX_CHARS, MODEL_FILE, Stage2Model
 
-__all__ = ["DATA_DIR", "LANGUAGE_ORDER", "NOT_TYPOS_FILE", "HumanRequestDetector", "HumanRequestMatch"]
+__all__ = [
+    "DATA_DIR",
+    "LANGUAGE_ORDER",
+    "NOT_TYPOS_FILE",
+    "STAGE2_LANGUAGE",
+    "STAGE2_SOURCE",
+    "HumanRequestDetector",
+    "HumanRequestMatch",
+]
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "human_request"
 # Dictionary words one typo away from a shipped "~" word, in "~!" lines;
@@ -40,6 +54,12 @@ class HumanRequestMatch:
     start: int  # span of `phrase` in the normalised message, padding spaces excluded
     end: int
     languages: tuple[str, ...] = ()  # every language with a pattern for this span
+
+
+# What a second-stage match reports: the model reads no language, and its span is the
+# whole message (up to `MAX_CHARS`).
+STAGE2_LANGUAGE = "und"
+STAGE2_SOURCE = "stage2"
 
 
 class _Rule:
@@ -93,7 +113,8 @@ class _KeyInfo:
     `starts`: roles that may open a chain here; `first_starts`: those that
     may only open one at the start of the message (whole-message patterns);
     `continues`: roles that only extend a chain ending right before the key;
-    `fix`: corrected word when the key is a typo variant.
+    `fix`: corrected word when the key is a typo variant; `near`: the key is a real
+    word one slip from a "~" word ("humane"), which keeps the second stage out.
     """
 
     length: int
@@ -101,15 +122,22 @@ class _KeyInfo:
     first_starts: tuple[_Role, ...]
     continues: frozenset[_Role] | None
     fix: str | None
+    near: bool = False
 
 
 class HumanRequestDetector:
     """Matches normalised messages against expanded human-request patterns."""
 
-    __slots__ = ("_automaton", "languages", "rules")
+    __slots__ = ("_automaton", "_margin", "languages", "rules", "stage2")
 
-    def __init__(self, lines: Iterable[tuple[str, PatternLine]]) -> None:
-        """Build from ``(language, parsed line)`` pairs; on equal matches earlier pairs win."""
+    def __init__(self, lines: Iterable[tuple[str, PatternLine]],
+                 stage2: Stage2Model | None = None) -> None:
+        """Build from ``(language, parsed line)`` pairs; on equal matches earlier pairs win.
+
+        `stage2` scores what the patterns neither match nor veto (None: patterns only).
+        """
+        self.stage2 = stage2
+        self._margin = stage2.margin if stage2 is not None else 0.0
         starts: dict[str, list[_Role]] = {}
         continues: dict[str, list[_Role]] = {}
         rules: list[_Rule] = []
@@ -184,14 +212,21 @@ class HumanRequestDetector:
         for variant, word in corrections.items():
             info = _KeyInfo(len(variant) + 2, (), (), None, word)
             values[f" {variant} "] = shared_infos.setdefault(info, info)
+        # Character n-grams read "humane" much like "human", so the second stage does not
+        # judge a message holding a word the patterns know to be a different word.
+        for word in not_typos:
+            key = f" {word} "
+            if key not in values:
+                info = _KeyInfo(len(key), (), (), None, None, near=True)
+                values[key] = shared_infos.setdefault(info, info)
         self._automaton: Automaton[_KeyInfo] = Automaton(values.items())
 
     @classmethod
-    def load(cls, extra_dirs: Iterable[Path] = ()) -> HumanRequestDetector:
+    def load(cls, extra_dirs: Iterable[Path] = (), stage2: bool = True) -> HumanRequestDetector:
         """Load the shipped pattern files plus ``*.txt`` files from `extra_dirs`.
 
         Operator files extend the shipped ones; a file named like a shipped
-        language adds to that language.
+        language adds to that language.  `stage2`: also load the shipped model.
         """
         directories = [DATA_DIR, *(Path(d) for d in extra_dirs)]
         # Check every directory before the slow part, so a typo fails fast.
@@ -204,10 +239,20 @@ class HumanRequestDetector:
         for directory in directories:
             for path in sorted(directory.glob("*.txt"), key=_file_order):
                 pairs.extend((path.stem, line) for line in parse_file(path))
-        return cls(pairs)
+        return cls(pairs, Stage2Model.load(MODEL_FILE) if stage2 else None)
+
+    def with_stage2(self, stage2: Stage2Model | None) -> HumanRequestDetector:
+        """The same patterns with another second stage (None: patterns only); shares the automaton."""
+        other = object.__new__(HumanRequestDetector)
+        other._automaton = self._automaton
+        other.languages = self.languages
+        other.rules = self.rules
+        other.stage2 = stage2
+        other._margin = stage2.margin if stage2 is not None else 0.0
+        return other
 
     def __len__(self) -> int:
-        """Number of distinct automaton keys (expanded pieces and typo variants)."""
+        """Number of distinct automaton keys (expanded pieces, typo variants, near-words)."""
         return len(self._automaton)
 
     def detect(self, normalized_text: str) -> HumanRequestMatch | None:
@@ -216,23 +261,51 @@ class HumanRequestDetector:
         Typos of "~" words are corrected first; `phrase`, `start` and `end` then
         refer to the corrected text.
         """
-        return self._detect(normalized_text, correct=True)
+        match, vetoed = self._detect(normalized_text, correct=True)
+        if match is None and not vetoed and self.stage2 is not None:
+            return self._rescue(normalized_text)
+        return match
 
     def detect_text(self, text: str) -> HumanRequestMatch | None:
         """Normalise raw text and return `detect` on it."""
-        return self._detect(normalize(text), correct=True)
+        return self.detect(normalize(text))
 
-    def _detect(self, text: str, correct: bool) -> HumanRequestMatch | None:
+    def scan(self, normalized_text: str) -> tuple[HumanRequestMatch | None, bool]:
+        """Patterns only: their match, and whether the second stage must stay out.
+
+        It stays out when a veto fired or the message holds a near-word ("humane").
+        """
+        return self._detect(normalized_text, correct=True)
+
+    def _rescue(self, text: str) -> HumanRequestMatch | None:
+        stage2 = self.stage2
+        assert stage2 is not None
+        score = stage2.score(text)
+        if score < self._margin:
+            return None
+        # The part the model read: a long message is scored on its opening only.
+        phrase = text[:MAX_CHARS].strip()
+        return HumanRequestMatch(
+            STAGE2_LANGUAGE, phrase, f"stage2 score {score:.2f} >= {self._margin:.2f}",
+            STAGE2_SOURCE, 1, 1 + len(phrase),
+        )
+
+    def _detect(self, text: str, correct: bool) -> tuple[HumanRequestMatch | None, bool]:
+        """The earliest non-vetoed match, and whether a veto fired or a near-word was seen."""
         positives: list[tuple[int, int, _Rule]] = []
         vetoes: list[tuple[int, int]] = []
         fixes: list[tuple[int, int, str]] = []
         # end position -> {role that may come next: start of the chain so far}
         partial: dict[int, dict[_Role, int]] = {}
         last_index = len(text) - 1
+        near = False
         for end, info in self._automaton.iter(text):
             start = end - info.length + 1
             if info.fix is not None:
                 fixes.append((start, end, info.fix))
+                continue
+            if info.near:
+                near = True
                 continue
             ready = [(role, start) for role in info.starts]
             if start == 0 and info.first_starts:
@@ -263,13 +336,13 @@ class HumanRequestDetector:
                     if chain_start == 0 and end == last_index:
                         positives.append((chain_start, end, rule))
                 else:
-                    return None  # message-level veto
+                    return None, True  # message-level veto
         if fixes and correct:
             # Typos are rare, so the common path pays nothing for them: only a
             # message containing one is rebuilt and scanned a second time.
             return self._detect(_apply_fixes(text, fixes), correct=False)
         if not positives:
-            return None
+            return None, near or bool(vetoes)
         # Earliest first, longest first on ties (like the custom matcher),
         # then load order so shared phrases report the preferred language.
         positives.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2].order))
@@ -282,8 +355,8 @@ class HumanRequestDetector:
             return HumanRequestMatch(
                 rule.language, text[start + 1 : end], rule.pattern, rule.source,
                 start + 1, end, languages,
-            )
-        return None
+            ), near or bool(vetoes)
+        return None, True
 
 
 def _file_order(path: Path) -> tuple[int, str]:

@@ -199,8 +199,10 @@ def test_operator_directory_extends_a_language(
     )
     (tmp_path / "pt.txt").write_text("falar com {um|uma} {atendente|pessoa}\n", encoding="utf-8")
     (tmp_path / "notes.md").write_text("not a pattern file", encoding="utf-8")
-    base = detector
-    extended = HumanRequestDetector.load([tmp_path])
+    # The phrase files alone: this is about how operator files join the shipped ones (the
+    # second stage may well read "snakke med en flinkis" as a request by itself).
+    base = detector.with_stage2(None)
+    extended = HumanRequestDetector.load([tmp_path], stage2=False)
     assert base.detect_text("Kan jeg snakke med en flinkis?") is None
     match = extended.detect_text("Kan jeg snakke med en flinkis?")
     assert match is not None and match.language == "nb"

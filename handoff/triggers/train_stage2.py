@@ -1,0 +1,211 @@
+"""Train the second stage (`handoff.triggers.stage2`) and write its model file.
+
+    python -m handoff.triggers.train_stage2 [--dev ../shared/data/human-request/dev.csv] [--out FILE]
+
+Needs the training extra (``pip install -c requirements.lock -e '.[train]'``: scikit-learn);
+the worker does not.  Inputs, all labelled ``text,label,lang[,source]``:
+
+* the public dev set (``../shared/data/human-request/dev.csv``) without HINT3, whose labels
+  are noisy (its "human" intent holds complaints and deposit questions; see that folder's
+  README);
+* the sentences written for this project (``tests/triggers/data/handwritten.csv``) and the
+  ones written for this stage (``tests/triggers/stage2_train/<lang>.txt``).
+
+Never ``tests/triggers/heldout/``: that set measures the result (`training_rows` drops any
+``heldout`` source, and a test checks the inputs).  Human rows are positives; borderline
+rows (are you a bot, opening hours, contact details) and other rows are negatives.
+
+Logistic regression on feature counts (liblinear, fixed seed, so the same inputs write the
+same file).  The threshold is chosen on out-of-fold probabilities of the rows the patterns
+neither match nor veto, since those are the only ones the stage sees: the lowest one that
+keeps those folds' false positives at or under `TARGET_FPR` on all negatives and under
+`TARGET_HARD_FPR` on the hand-written ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from handoff.triggers.evaluate import Row, RowLike, read_rows, source_group
+from handoff.triggers.human_request import HumanRequestDetector
+from handoff.triggers.normalize import normalize
+from handoff.triggers.stage2 import MODEL_FILE, Stage2Model, features
+
+__all__ = ["as_rows", "choose_threshold", "default_rows", "fit", "main", "read_sentence_files",
+           "training_rows"]
+
+REPO = Path(__file__).resolve().parents[2]
+DEV_CSV = REPO.parent / "shared" / "data" / "human-request" / "dev.csv"
+HANDWRITTEN = REPO / "tests" / "triggers" / "data" / "handwritten.csv"
+STAGE2_SENTENCES = REPO / "tests" / "triggers" / "stage2_train"
+
+SEED = 14
+# Inverse L2 strength: 0.25 to 4 rescued 38-42 of 61 out of fold at the same false positives
+# (under the 0.1 % target alone, before the hand-written one was added); the middle was kept.
+C = 1.0
+FOLDS = 5
+TARGET_FPR = 0.001  # out-of-fold, on the negatives the stage sees
+# ... and on the hand-written ones among them: hard negatives by design (other agents,
+# people in passing, bookings), a few hundred against the public sets' tens of thousands,
+# and what the per-language goal is measured on.
+TARGET_HARD_FPR = 0.0025
+_HARD_PREFIXES = ("handwritten", "stage2")
+MIN_WEIGHT = 0.02  # smaller weights are left out of the file to keep it small
+_LABELS = {"H": "human", "B": "borderline", "O": "other"}
+# Sources never trained on: noisy labels, and the evaluation set.
+_EXCLUDED_GROUPS = ("hellohaptik/HINT3",)
+_EXCLUDED_PREFIX = "heldout"
+
+
+def read_sentence_files(directory: Path = STAGE2_SENTENCES) -> list[Row]:
+    """Rows of ``<lang>.txt`` files ("H ", "B ", "O " lines), source ``stage2-train``."""
+    rows: list[Row] = []
+    for path in sorted(directory.glob("*.txt")):
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            if not raw.strip() or raw.startswith("#"):
+                continue
+            mark, text = raw.split(" ", 1)
+            rows.append(Row(text.strip(), _LABELS[mark], path.stem, "stage2-train"))
+    return rows
+
+
+def default_rows(dev: Path = DEV_CSV) -> list[Row]:
+    """Every input row before `training_rows` filters them: dev set, hand-written, stage 2's own."""
+    return [*read_rows(dev), *read_rows(HANDWRITTEN), *read_sentence_files()]
+
+
+def as_rows(rows: Iterable[RowLike]) -> list[Row]:
+    """`Row`s from rows that may be plain (text, label, lang) triples."""
+    return [row if isinstance(row, Row) else Row(*row) for row in rows]
+
+
+def training_rows(rows: Iterable[Row]) -> list[Row]:
+    """The rows a model may learn from: no HINT3, nothing from a held-out set."""
+    out: list[Row] = []
+    for row in rows:
+        group = source_group(row.source)
+        if group in _EXCLUDED_GROUPS or group.startswith(_EXCLUDED_PREFIX):
+            continue
+        out.append(row)
+    return out
+
+
+def _analyzer(text: str) -> list[str]:
+    return list(features(normalize(text)))
+
+
+def _fit_arrays(texts: Sequence[str], labels: Sequence[int], c: float) -> tuple[Any, Any]:
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = CountVectorizer(analyzer=_analyzer, lowercase=False)
+    matrix = vectorizer.fit_transform(texts)
+    model = LogisticRegression(C=c, solver="liblinear", random_state=SEED, max_iter=1000)
+    model.fit(matrix, labels)
+    return vectorizer, model
+
+
+def _to_model(vectorizer: Any, model: Any, threshold: float, description: str) -> Stage2Model:
+    names = vectorizer.get_feature_names_out()
+    coefficients = model.coef_[0]
+    weights = {
+        str(name): round(float(w), 4)
+        for name, w in zip(names, coefficients, strict=True)
+        if abs(w) >= MIN_WEIGHT
+    }
+    return Stage2Model(weights, float(model.intercept_[0]), threshold, description)
+
+
+def _labels(rows: Sequence[Row]) -> list[int]:
+    return [1 if row.label == "human" else 0 for row in rows]
+
+
+def _rule_state(rows: Sequence[Row], rules: HumanRequestDetector) -> list[bool]:
+    """Per row: would the stage see it (the patterns neither matched nor vetoed)?"""
+    seen: list[bool] = []
+    for row in rows:
+        match, vetoed = rules.scan(normalize(row.text))
+        seen.append(match is None and not vetoed)
+    return seen
+
+
+def choose_threshold(rows: Sequence[Row], rules: HumanRequestDetector, c: float = C,
+                     folds: int = FOLDS, target_fpr: float = TARGET_FPR) -> tuple[float, str]:
+    """The out-of-fold threshold (see the module docstring), and a line saying what it gives."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = _labels(rows)
+    texts = [row.text for row in rows]
+    seen = _rule_state(rows, rules)
+    probabilities = [0.0] * len(rows)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    for train_index, test_index in splitter.split(texts, labels):
+        vectorizer, model = _fit_arrays([texts[i] for i in train_index],
+                                        [labels[i] for i in train_index], c)
+        predicted = model.predict_proba(vectorizer.transform([texts[i] for i in test_index]))[:, 1]
+        for i, p in zip(test_index, predicted, strict=True):
+            probabilities[i] = float(p)
+    negatives = [probabilities[i] for i in range(len(rows)) if seen[i] and not labels[i]]
+    hard = [probabilities[i] for i in range(len(rows)) if seen[i] and not labels[i]
+            and rows[i].source.startswith(_HARD_PREFIXES)]
+    threshold = max(0.5, _above(negatives, target_fpr), _above(hard, TARGET_HARD_FPR))
+    threshold = min(threshold, 0.999)
+    rescued = sum(1 for i in range(len(rows)) if seen[i] and labels[i] and probabilities[i] >= threshold)
+    missed = sum(1 for i in range(len(rows)) if seen[i] and labels[i])
+    note = (f"out of fold: rescues {rescued} of the {missed} requests the patterns miss; "
+            f"{sum(p >= threshold for p in negatives)} of {len(negatives)} negatives they leave "
+            f"pass, {sum(p >= threshold for p in hard)} of {len(hard)} hand-written ones")
+    return threshold, note
+
+
+def _above(negatives: Sequence[float], rate: float) -> float:
+    """Just above the (k+1)-th highest score, k = rate * count: at most k negatives pass."""
+    if not negatives:
+        return 0.0
+    ranked = sorted(negatives, reverse=True)
+    allowed = int(rate * len(ranked))
+    return ranked[min(allowed, len(ranked) - 1)] + 1e-4
+
+
+def fit(rows: Sequence[Row], rules: HumanRequestDetector | None = None, c: float = C,
+        threshold: float | None = None) -> Stage2Model:
+    """Train on `training_rows(rows)`; the threshold comes from cross-validation unless given."""
+    rows = training_rows(rows)
+    if rules is None:
+        rules = HumanRequestDetector.load(stage2=False)
+    note = f"threshold given: {threshold}"
+    if threshold is None:
+        threshold, note = choose_threshold(rows, rules, c)
+    vectorizer, model = _fit_arrays([row.text for row in rows], _labels(rows), c)
+    sources = sorted({source_group(row.source) for row in rows})
+    digest = hashlib.sha256("\n".join(f"{r.text}\t{r.label}" for r in rows).encode()).hexdigest()
+    description = "\n".join([
+        "Second-stage human-request model: written by python -m handoff.triggers.train_stage2",
+        f"rows {len(rows)} (human {sum(_labels(rows))}), sha256 of text+label {digest[:16]}",
+        f"sources: {', '.join(sources)}",
+        f"C {c}, seed {SEED}, liblinear; {note}",
+    ])
+    return _to_model(vectorizer, model, threshold, description)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Read the inputs, train, write the model file and say what it holds."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=DEV_CSV)
+    parser.add_argument("--out", type=Path, default=MODEL_FILE)
+    parser.add_argument("--c", type=float, default=C)
+    args = parser.parse_args(argv)
+    rows = default_rows(args.dev)
+    model = fit(rows, c=args.c)
+    model.dump(args.out)
+    print(model.description)
+    print(f"{len(model)} weights, threshold {model.threshold:.4f}, "
+          f"{args.out.stat().st_size:,} bytes -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

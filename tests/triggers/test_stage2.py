@@ -1,0 +1,170 @@
+"""The second stage: its features and scoring, how the detector consults it, its training inputs."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from handoff.triggers import train_stage2
+from handoff.triggers.evaluate import Row, source_group
+from handoff.triggers.human_request import (
+    STAGE2_LANGUAGE,
+    STAGE2_SOURCE,
+    HumanRequestDetector,
+)
+from handoff.triggers.normalize import normalize
+from handoff.triggers.stage2 import MAX_CHARS, MODEL_FILE, Stage2Model, features
+
+HELDOUT = Path(__file__).resolve().parent / "heldout"
+ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
+
+
+def _toy(weights: dict[str, float], threshold: float = 0.5) -> Stage2Model:
+    return Stage2Model(weights, bias=-1.0, threshold=threshold)
+
+
+def test_features_of_a_message() -> None:
+    found = list(features(normalize("Hi, Bob")))
+    assert found == [" hi ", " hi", "hi ", " bob ", " bo", "bob", "ob ", " bob", "bob ", "hi|bob"]
+
+
+def test_score_is_the_bias_plus_the_weights_of_every_feature() -> None:
+    model = _toy({" hu": 0.5, "human": 1.0, "to|a": 0.25, " a ": -0.1, "zz": 9.0})
+    texts = ["talk to a human", "human human", "", "a", "to a to a",
+             "x " * MAX_CHARS + "human"]  # words past MAX_CHARS are not read
+    for text in texts:
+        normalized = normalize(text)
+        expected = model.bias + sum(model.weights.get(f, 0.0) for f in features(normalized))
+        assert model.score(normalized) == pytest.approx(expected), text
+        assert model.score(normalized) == pytest.approx(expected), text  # cached words too
+    assert model.score(normalize("x " * MAX_CHARS + "human")) == pytest.approx(
+        model.bias + sum(model.weights.get(f, 0.0) for f in features(normalize("x " * MAX_CHARS))))
+
+
+def test_dump_and_load_keep_the_model(tmp_path: Path) -> None:
+    model = Stage2Model({" a b": 0.1234, "x|y": -2.5}, bias=-3.25, threshold=0.9,
+                        description="two lines\nof text")
+    path = tmp_path / "m.txt"
+    model.dump(path)
+    again = Stage2Model.load(path)
+    assert again.weights == model.weights
+    assert (again.bias, again.threshold, again.description) == (-3.25, 0.9, "two lines\nof text")
+    again.dump(tmp_path / "m2.txt")
+    assert (tmp_path / "m2.txt").read_bytes() == path.read_bytes()
+
+
+def test_the_stage_rescues_what_the_patterns_miss(detector: HumanRequestDetector) -> None:
+    toy = detector.with_stage2(_toy({" zorblat ": 5.0}))
+    match = toy.detect_text("please, zorblat")
+    assert match is not None
+    assert (match.language, match.source, match.phrase) == (STAGE2_LANGUAGE, STAGE2_SOURCE,
+                                                            "please zorblat")
+    assert toy.detect_text("nothing here") is None
+    long = toy.detect_text("zorblat " + "and more " * MAX_CHARS)
+    assert long is not None and len(long.phrase) < MAX_CHARS  # the part the model read
+    # A pattern match wins: the stage is not asked.
+    rules = toy.detect_text("I want to talk to a human, zorblat")
+    assert rules is not None and rules.language == "en"
+    assert detector.with_stage2(None).detect_text("please, zorblat") is None
+
+
+def test_vetoes_and_near_words_keep_the_stage_out(detector: HumanRequestDetector) -> None:
+    toy = detector.with_stage2(_toy({" zorblat ": 5.0}))
+    for text in ("are you a human? zorblat", "what are your opening hours? zorblat",
+                 "what's your phone number zorblat", "my insurance agent zorblat",
+                 "a humane zorblat", "humanly zorblat", "my agenda zorblat"):
+        assert detector.with_stage2(None).detect_text(text) is None, text
+        assert toy.detect_text(text) is None, text
+
+
+def test_shipped_model_is_loaded_small_and_rescues_a_typo(detector: HumanRequestDetector) -> None:
+    assert detector.stage2 is not None
+    assert MODEL_FILE.stat().st_size < 2_000_000
+    assert 0.5 <= detector.stage2.threshold < 1
+    # Two slips in one word, and words run together: beyond the typo step.
+    text = "connectme to a human"
+    assert detector.with_stage2(None).detect_text(text) is None
+    match = detector.detect_text(text)
+    assert match is not None and match.source == STAGE2_SOURCE
+
+
+def test_training_rows_leave_out_hint3_and_every_held_out_set() -> None:
+    rows = [Row("a", "human", "en", "github:hellohaptik/HINT3@1:x.csv"),
+            Row("b", "other", "en", "heldout-2026-12-01"),
+            Row("c", "other", "en", "handwritten-fresh"),
+            Row("d", "human", "en", "stage2-train")]
+    assert [row.text for row in train_stage2.training_rows(rows)] == ["c", "d"]
+    sentences = train_stage2.read_sentence_files()
+    assert {row.lang for row in sentences} == set(ALL_LANGUAGES)
+    assert {row.source for row in sentences} == {"stage2-train"}
+    held_out = {row[0] for row in _heldout_rows()}
+    assert not held_out & {row.text for row in sentences}
+
+
+def test_training_never_reads_the_held_out_folder() -> None:
+    source = Path(train_stage2.__file__).read_text(encoding="utf-8")
+    assert '/ "heldout"' not in source and "heldout.csv" not in source
+    dev = train_stage2.DEV_CSV
+    if not dev.is_file():
+        pytest.skip(f"{dev} is not here")
+    groups = {source_group(row.source) for row in train_stage2.default_rows()}
+    assert not any(group.startswith("heldout") for group in groups)
+
+
+def test_a_fit_is_reproducible(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    rows = [Row(f"talk to a person {i}", "human", "en", "t") for i in range(12)]
+    rows += [Row(f"where is my parcel {i}", "other", "en", "t") for i in range(24)]
+    first = train_stage2.fit(rows, threshold=0.9)
+    second = train_stage2.fit(rows, threshold=0.9)
+    first.dump(tmp_path / "a.txt")
+    second.dump(tmp_path / "b.txt")
+    assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes()
+    assert first.probability(normalize("talk to a person")) > 0.5
+    assert first.probability(normalize("where is my parcel")) < 0.5
+
+
+def _heldout_rows() -> list[tuple[str, ...]]:
+    with open(HELDOUT / "heldout.csv", encoding="utf-8", newline="") as handle:
+        return [tuple(row) for row in csv.reader(handle)][1:]
+
+
+def test_heldout_csv_is_built_from_its_sentence_files() -> None:
+    spec = importlib.util.spec_from_file_location("make_heldout", HELDOUT / "make_heldout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert _heldout_rows() == module.rows(), "run tests/triggers/heldout/make_heldout.py"
+
+
+def test_heldout_set_covers_every_language() -> None:
+    rows = _heldout_rows()
+    for lang in ALL_LANGUAGES:
+        labels = [row[1] for row in rows if row[2] == lang]
+        assert labels.count("human") >= 20, lang
+        assert labels.count("other") >= 40, lang
+        assert labels.count("borderline") >= 4, lang
+
+
+def test_eval_triggers_scores_with_and_without_the_stage(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from handoff.cli import main
+
+    data = tmp_path / "rows.csv"
+    data.write_text("text,label,lang\nconnectme to a human,human,en\nwhere is my parcel,other,en\n",
+                    encoding="utf-8")
+    runner = CliRunner()
+    recall = {}
+    for flag in ("--stage2", "--no-stage2"):
+        result = runner.invoke(main, ["eval-triggers", str(data), "--json", flag])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        recall[flag] = report["recall"]
+        assert report["false_positive_rate"] == 0.0
+    assert recall == {"--stage2": 1.0, "--no-stage2": 0.0}
