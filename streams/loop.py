@@ -32,7 +32,7 @@ from handoff.core.store import StateReader, Table
 from handoff.kafka_clients import client_kwargs
 from handoff.ops.metrics import Metrics
 from schemas.topics import INPUT_TOPICS, Topic
-from steps.decide import build_engine
+from steps.decide import Parsed, build_engine
 from steps.holdback import Held, HoldBack
 from steps.intake import InputRecord, sequence_ms
 from steps.validation import Limits
@@ -75,6 +75,7 @@ class ProcessingLoop(Service):
         self.engine = build_engine(settings.human_request_dirs)
         self.limits = Limits.of(settings)
         self.holdback = HoldBack(settings.sequencing_window_ms, settings.sequencing_hold_ms)
+        self.parsed = Parsed()
         self.tasks: dict[int, Task] = {}
         self.restoring: dict[int, asyncio.Task[None]] = {}
         self.kept: dict[int, dict[str, Store]] = {}  # stores of tasks revoked, kept for reuse
@@ -343,7 +344,8 @@ class ProcessingLoop(Service):
             finally:
                 await reader.stop()
             task = Task(partition=p, settings=s, producer=producer, stores=stores,
-                        engine=self.engine, metrics=self.metrics, limits=self.limits)
+                        engine=self.engine, metrics=self.metrics, limits=self.limits,
+                        parsed=self.parsed)
             # Read afresh now that the old owner's last transaction has ended: an offset
             # fetched at assignment could predate it.
             tps = self._task_tps(p)

@@ -30,7 +30,7 @@ from handoff.ops.metrics import Metrics
 from schemas.codec import dumps
 from schemas.topics import Topic, partition_for
 from steps.deadletter import dead_letter
-from steps.decide import decide
+from steps.decide import Parsed, decide
 from steps.intake import LOOKUP_VALUES, InputRecord, Intake, Lookup, intake
 from steps.validation import Limits
 from streams.state import Codec, Store, changelog_topic, int_codec, json_codec, model_codec
@@ -98,6 +98,9 @@ class Task:
     in_transaction: bool = False
     # What to report once the transaction is committed (an aborted one never happened).
     _observed: list[Callable[[], None]] = field(default_factory=list)
+    # Events intake built, for the decision step (shared by the worker's tasks: an account's
+    # log partition is often another task's).
+    parsed: Parsed = field(default_factory=Parsed)
 
     def __post_init__(self) -> None:
         self.pending = {name: {} for name in self.stores}
@@ -194,13 +197,15 @@ class Task:
         for send in result.sends:
             await self.send(topic(send.topic), send.key, send.value)
         for forward in result.forwards:
+            if forward.event is not None:
+                self.parsed.put(forward.value, forward.event)
             await sender.forward(self, forward.account_id, forward.value,
                                  control=record.topic is not Topic.CHAT_MESSAGES)
 
     async def decide(self, record: InputRecord) -> None:
         """Run the decision step on one account-log record and apply its result."""
         started = time.perf_counter()
-        decided = decide(self.engine, self.reader, record.value)
+        decided = decide(self.engine, self.reader, record.value, self.parsed.take(record.value))
         if decided.rejected is not None:
             if decided.event is not None:
                 log.error("decision failed for %s[%s]@%s", record.topic.value, record.partition,
