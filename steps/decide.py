@@ -51,9 +51,9 @@ class Parsed:
     """Account events intake built on this worker, by their exact bytes, each taken once.
 
     Parsing is a function of the bytes, so handing the decision step the event built from the
-    same parts is the parse without its cost (the largest one left in the loop's profile).
-    Bounded: an event whose record is decided elsewhere (the task moved, the transaction was
-    aborted) is dropped oldest first.
+    same parts is the parse without its cost. Full, it takes no more (the oldest are the next
+    to be decided, so evicting them would waste the rest); the loop remembers only events of
+    account-log partitions it holds and forgets them all when tasks move.
     """
 
     __slots__ = ("_events", "limit")
@@ -66,17 +66,19 @@ class Parsed:
         return len(self._events)
 
     def put(self, value: bytes, event: Any) -> None:
-        """Remember the event `value` parses to."""
-        events = self._events
-        events[value] = event
-        if len(events) > self.limit:
-            del events[next(iter(events))]
+        """Remember the event `value` parses to, if there is room."""
+        if len(self._events) < self.limit:
+            self._events[value] = event
 
     def take(self, value: bytes | None) -> Any | None:
         """The event remembered for `value` (forgotten then), or None."""
         if value is None or not self._events:
             return None
         return self._events.pop(value, None)
+
+    def clear(self) -> None:
+        """Forget every event (their records may now be decided by another worker)."""
+        self._events.clear()
 
 
 def decide(engine: Engine, reader: StateReader, value: bytes | None, known: Any = None

@@ -96,7 +96,7 @@ class ProcessingLoop(Service):
         self.running = False
         self.intake_names = {settings.topic(t): t for t in INTAKE_TOPICS}
         self.log_name = settings.topic(Topic.ACCOUNT_EVENTS)
-        self.sender = Sender(self.log_name, settings.partitions)
+        self.sender = Sender(self.log_name, settings.partitions, self.parsed, self.tasks.keys())
         self.consumer: AIOKafkaConsumer | None = None
         self.restored_records = 0
         self.opened = 0  # tasks opened so far; a batch fetched before an opening is stale
@@ -284,6 +284,7 @@ class ProcessingLoop(Service):
         else:
             log.warning("task %s: transaction aborted, opening the task again: %r", p, exc)
         await self._close(p)
+        self.parsed.clear()  # events of the aborted cycle: never read back, or parsed anew
         self.restoring[p] = asyncio.ensure_future(
             self._open(p, delay=self.settings.session_timeout_s if fenced else 0.5))
 
@@ -295,6 +296,7 @@ class ProcessingLoop(Service):
         async with self.lock:
             for p in sorted({tp.partition for tp in revoked}):
                 await self._close(p)
+            self.parsed.clear()
         self.assignor.held = sorted(self.kept)
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -197,10 +197,9 @@ class Task:
         for send in result.sends:
             await self.send(topic(send.topic), send.key, send.value)
         for forward in result.forwards:
-            if forward.event is not None:
-                self.parsed.put(forward.value, forward.event)
             await sender.forward(self, forward.account_id, forward.value,
-                                 control=record.topic is not Topic.CHAT_MESSAGES)
+                                 control=record.topic is not Topic.CHAT_MESSAGES,
+                                 event=forward.event)
 
     async def decide(self, record: InputRecord) -> None:
         """Run the decision step on one account-log record and apply its result."""
@@ -233,14 +232,22 @@ class Sender:
     same partition from another task is appended, so "presence, then the message" stays so.
     """
 
-    def __init__(self, topic: str, partitions: int) -> None:
+    def __init__(self, topic: str, partitions: int, parsed: Parsed | None = None,
+                 local: Collection[int] = ()) -> None:
         self.topic = topic
         self.partitions = partitions
+        # Events for the decision step, kept only for the log partitions this worker decides.
+        self.parsed = parsed
+        self.local = local
         self._last: dict[int, tuple[int, bool, Any]] = {}  # partition -> (task, control, future)
 
-    async def forward(self, task: Task, account_id: str, value: bytes, control: bool) -> None:
-        """Queue one sequenced record in `task`'s transaction, in order."""
+    async def forward(self, task: Task, account_id: str, value: bytes, control: bool,
+                      event: Any = None) -> None:
+        """Queue one sequenced record in `task`'s transaction, in order; `event` is what
+        `value` parses to, if known."""
         partition = partition_for(account_id, self.partitions)
+        if event is not None and self.parsed is not None and partition in self.local:
+            self.parsed.put(value, event)
         last = self._last.get(partition)
         if last is not None and last[0] != task.partition and (control or last[1]):
             # Should that send fail, its task's transaction fails on its own; order is moot.

@@ -30,13 +30,15 @@ def test_an_event_is_taken_once_by_its_exact_bytes() -> None:
     assert parsed.take(None) is None
 
 
-def test_the_oldest_event_is_dropped_past_the_limit() -> None:
+def test_a_full_cache_keeps_the_oldest_events_and_takes_no_more() -> None:
     parsed = Parsed(limit=2)
     for n in range(3):
         parsed.put(b"%d" % n, n + 1)
     assert len(parsed) == 2
-    assert parsed.take(b"0") is None
-    assert parsed.take(b"2") == 3
+    assert parsed.take(b"2") is None
+    assert parsed.take(b"0") == 1
+    parsed.clear()
+    assert parsed.take(b"1") is None
 
 
 def test_deciding_a_known_event_is_deciding_its_parsed_bytes() -> None:
