@@ -240,12 +240,20 @@ class Sender:
         self.parsed = parsed
         self.local = local
         self._last: dict[int, tuple[int, bool, Any]] = {}  # partition -> (task, control, future)
+        # account -> log partition: the partitioner is murmur2 in Python (2 % of the worker's
+        # samples), and a worker sees the same accounts over and over.
+        self._partition_of: dict[str, int] = {}
 
     async def forward(self, task: Task, account_id: str, value: bytes, control: bool,
                       event: Any = None) -> None:
         """Queue one sequenced record in `task`'s transaction, in order; `event` is what
         `value` parses to, if known."""
-        partition = partition_for(account_id, self.partitions)
+        partition = self._partition_of.get(account_id)
+        if partition is None:
+            if len(self._partition_of) >= 100_000:
+                self._partition_of.clear()
+            partition = self._partition_of[account_id] = partition_for(account_id,
+                                                                       self.partitions)
         if event is not None and self.parsed is not None and partition in self.local:
             self.parsed.put(value, event)
         last = self._last.get(partition)
