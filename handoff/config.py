@@ -76,6 +76,10 @@ class WorkerSettings(BaseSettings):
     producer_retry_backoff_ms: int = Field(
         5, ge=1, le=10_000,
         description="how long the transactional producers wait before retrying a request")
+    gc_threshold: int = Field(
+        50_000, ge=0, le=10_000_000,
+        description="allocations between the worker's young-generation garbage collections "
+                    "(Python's default is 700; 0 keeps Python's settings)")
     session_timeout_s: float = Field(
         60.0, ge=6.0, le=1_800.0,
         description="how long the group waits for a worker that stopped heartbeating (a crash) "

@@ -47,12 +47,50 @@ def parse(value: bytes | None) -> Any:
     return _account_event.validate_json(value or b"", strict=True)
 
 
-def decide(engine: Engine, reader: StateReader, value: bytes | None) -> Decided:
-    """Parse one account-log record and decide it over `reader`."""
-    try:
-        event = parse(value)
-    except ValidationError as exc:
-        return Decided(rejected=describe(exc))
+class Parsed:
+    """Account events intake built on this worker, by their exact bytes, each taken once.
+
+    Parsing is a function of the bytes, so handing the decision step the event built from the
+    same parts is the parse without its cost. Full, it takes no more (the oldest are the next
+    to be decided, so evicting them would waste the rest); the loop remembers only events of
+    account-log partitions it holds and forgets them all when tasks move.
+    """
+
+    __slots__ = ("_events", "limit")
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._events: dict[bytes, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def put(self, value: bytes, event: Any) -> None:
+        """Remember the event `value` parses to, if there is room."""
+        if len(self._events) < self.limit:
+            self._events[value] = event
+
+    def take(self, value: bytes | None) -> Any | None:
+        """The event remembered for `value` (forgotten then), or None."""
+        if value is None or not self._events:
+            return None
+        return self._events.pop(value, None)
+
+    def clear(self) -> None:
+        """Forget every event (their records may now be decided by another worker)."""
+        self._events.clear()
+
+
+def decide(engine: Engine, reader: StateReader, value: bytes | None, known: Any = None
+           ) -> Decided:
+    """Decide one account-log record over `reader`; `known` is its parsed event, if at hand."""
+    if known is not None:
+        event = known
+    else:
+        try:
+            event = parse(value)
+        except ValidationError as exc:
+            return Decided(rejected=describe(exc))
     try:
         return Decided(event=event, decision=engine.decide(reader, event))
     except Exception as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -32,7 +32,7 @@ from schemas.codec import dumps
 from schemas.internal import SequencedTick
 from schemas.topics import Topic, partition_for
 from steps.deadletter import dead_letter
-from steps.decide import decide
+from steps.decide import Parsed, decide
 from steps.intake import LOOKUP_VALUES, InputRecord, Intake, Lookup, intake
 from steps.validation import Limits
 from streams.state import Codec, Store, changelog_topic, int_codec, json_codec, model_codec
@@ -104,6 +104,9 @@ class Task:
     ticked_ms: int = 0  # when the last ticks were written
     # What to report once the transaction is committed (an aborted one never happened).
     _observed: list[Callable[[], None]] = field(default_factory=list)
+    # Events intake built, for the decision step (shared by the worker's tasks: an account's
+    # log partition is often another task's).
+    parsed: Parsed = field(default_factory=Parsed)
 
     def __post_init__(self) -> None:
         self.pending = {name: {} for name in self.stores}
@@ -204,7 +207,8 @@ class Task:
             await self.send(topic(send.topic), send.key, send.value)
         for forward in result.forwards:
             await sender.forward(self, forward.account_id, forward.value,
-                                 control=record.topic is not Topic.CHAT_MESSAGES)
+                                 control=record.topic is not Topic.CHAT_MESSAGES,
+                                 event=forward.event)
 
     async def tick(self, now_ms: int) -> None:
         """Write the service's clock into the log of every account with something waiting."""
@@ -219,7 +223,7 @@ class Task:
     async def decide(self, record: InputRecord) -> None:
         """Run the decision step on one account-log record and apply its result."""
         started = time.perf_counter()
-        decided = decide(self.engine, self.reader, record.value)
+        decided = decide(self.engine, self.reader, record.value, self.parsed.take(record.value))
         if decided.rejected is not None:
             if decided.event is not None:
                 log.error("decision failed for %s[%s]@%s", record.topic.value, record.partition,
@@ -247,14 +251,30 @@ class Sender:
     same partition from another task is appended, so "presence, then the message" stays so.
     """
 
-    def __init__(self, topic: str, partitions: int) -> None:
+    def __init__(self, topic: str, partitions: int, parsed: Parsed | None = None,
+                 local: Collection[int] = ()) -> None:
         self.topic = topic
         self.partitions = partitions
+        # Events for the decision step, kept only for the log partitions this worker decides.
+        self.parsed = parsed
+        self.local = local
         self._last: dict[int, tuple[int, bool, Any]] = {}  # partition -> (task, control, future)
+        # account -> log partition: the partitioner is murmur2 in Python (2 % of the worker's
+        # samples), and a worker sees the same accounts over and over.
+        self._partition_of: dict[str, int] = {}
 
-    async def forward(self, task: Task, account_id: str, value: bytes, control: bool) -> None:
-        """Queue one sequenced record in `task`'s transaction, in order."""
-        partition = partition_for(account_id, self.partitions)
+    async def forward(self, task: Task, account_id: str, value: bytes, control: bool,
+                      event: Any = None) -> None:
+        """Queue one sequenced record in `task`'s transaction, in order; `event` is what
+        `value` parses to, if known."""
+        partition = self._partition_of.get(account_id)
+        if partition is None:
+            if len(self._partition_of) >= 100_000:
+                self._partition_of.clear()
+            partition = self._partition_of[account_id] = partition_for(account_id,
+                                                                       self.partitions)
+        if event is not None and self.parsed is not None and partition in self.local:
+            self.parsed.put(value, event)
         last = self._last.get(partition)
         if last is not None and last[0] != task.partition and (control or last[1]):
             # Should that send fail, its task's transaction fails on its own; order is moot.

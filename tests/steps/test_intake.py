@@ -40,6 +40,7 @@ from schemas.internal import (
     UserAccount,
 )
 from schemas.topics import INPUT_TOPICS, Topic
+from steps.decide import parse
 from steps.intake import (
     LOOKUP_VALUES,
     Forward,
@@ -131,6 +132,28 @@ def test_a_record_with_its_account_is_forwarded_to_that_accounts_log(
     assert only_forward(result) == Forward("acct-1", expected, SENT)
     assert result.sends == [] and result.writes == []
     assert result.why == f"{topic} record forwarded to acct-1's log"
+
+
+@pytest.mark.parametrize("topic, raw", [
+    (Topic.CHAT_MESSAGES, dumps(CHAT)),
+    # Unknown fields, escapes, an offset folded to UTC, spacing: the event must still be what
+    # parsing the forwarded bytes gives, not what re-encoding the model would give.
+    (Topic.CHAT_MESSAGES, b'{ "event_id":"m-2","conversation_id":"c-1","account_id":"acct-1",'
+                          b'"channel":"sms","sender":"visitor","text":"caf\\u00e9 \\ud83d\\ude00",'
+                          b'"sent_at":"2026-11-26T12:00:00.5+02:00","extra":[1,{"x":null}],'
+                          b'"answered":null,"language":"nb"}'),
+    (Topic.AGENT_CONTROL, dumps(CONTROL)),
+    (Topic.CONFIG_REQUESTS, dumps(CONFIG)),
+    (Topic.CONVERSATION_UPDATES, dumps(UPDATE)),
+])
+def test_the_forwarded_event_is_what_the_decision_step_would_parse(topic: Topic, raw: bytes
+                                                                    ) -> None:
+    forward = only_forward(intake(rec(topic, raw), Lookups(), LIMITS, NOW))
+    assert forward.event is not None
+    parsed = parse(forward.value)
+    assert forward.event == parsed
+    assert type(forward.event) is type(parsed)
+    assert dumps(forward.event) == dumps(parsed)
 
 
 def test_the_original_bytes_are_forwarded_unknown_fields_and_spacing_included() -> None:

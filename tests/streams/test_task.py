@@ -16,7 +16,7 @@ from handoff.config import WorkerSettings
 from handoff.ops.metrics import Metrics
 from schemas.codec import dumps
 from schemas.topics import Topic, partition_for
-from steps.decide import build_engine
+from steps.decide import Parsed, build_engine
 from steps.intake import InputRecord
 from steps.validation import Limits
 from streams.state import MemoryStore, changelog_topic
@@ -206,3 +206,27 @@ async def test_a_record_of_another_topic_waits_for_what_another_task_sent_before
     await sender.forward(first, "acme", b"{}", control=True)  # presence after a chat of task 1
     assert order == ["send b'acme'", "send b'acme'", "waited for the first send",
                      "send b'acme'"]
+
+
+@pytest.mark.parametrize("held", [True, False])
+async def test_intake_leaves_the_parsed_event_for_a_log_partition_this_worker_decides(
+        held: bool) -> None:
+    task, producer, metrics = a_task()
+    parsed = Parsed()
+    task.parsed = parsed
+    log_partition = partition_for("acme", SETTINGS.partitions)
+    sender = Sender(SETTINGS.topic(Topic.ACCOUNT_EVENTS), SETTINGS.partitions, parsed,
+                    {log_partition} if held else set())
+    body = orjson.dumps(chat("m-1", HUMAN).record.model_dump(mode="json"))
+    record = InputRecord(topic=Topic.CHAT_MESSAGES, partition=0, offset=5, timestamp_ms=1_000,
+                         key=b"c-1", value=body)
+    await task.begin()
+    await task.intake(record, 2_000, sender)
+    assert len(parsed) == (1 if held else 0)
+    assert producer.open is not None
+    forwarded = producer.open[-1][2]
+    await task.decide(InputRecord(topic=Topic.ACCOUNT_EVENTS, partition=log_partition, offset=0,
+                                  timestamp_ms=1_000, key=b"acme", value=forwarded))
+    assert len(parsed) == 0
+    await task.commit(SETTINGS.group_id)
+    assert handoffs(metrics) == 1
