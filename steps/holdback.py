@@ -7,7 +7,9 @@ intake keeps a FIFO per source partition and releases the oldest head first, but
 no other partition may still deliver something older: every partition with nothing queued
 must have been read up to its high watermark, and the head must be a few milliseconds old
 (HANDOFF_SEQUENCING_HOLD_MS). A partition that stays behind longer than the maximum wait
-(HANDOFF_SEQUENCING_WINDOW_MS) is not waited for any more, so nothing stalls.
+(HANDOFF_SEQUENCING_WINDOW_MS) is not waited for any more, so nothing stalls. The wait counts
+from when a record was both stamped and read: a backlog read at start (every stamp older than
+the window) still waits for the partitions not fetched yet, instead of leaving in fetch order.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Held:
     value: bytes = field(default=b"", compare=False)
     # The input record itself, applied when released (None: nothing more to do).
     event: Any = field(default=None, compare=False)
+    # When it was read (ms); -1: unknown, the stamp alone counts for the maximum wait.
+    read_ms: int = field(default=-1, compare=False)
 
 
 class HoldBack:
@@ -69,7 +73,7 @@ class HoldBack:
                     head, head_queue = queue[0], queue
             if head is None or head_queue is None:
                 return out
-            if head.timestamp_ms > limit and (
+            if max(head.timestamp_ms, head.read_ms) > limit and (
                     head.timestamp_ms > now_ms - self.min_hold_ms
                     or any(not self._queues.get(s) for s in behind)):
                 return out

@@ -207,8 +207,12 @@ class ProcessingLoop(Service):
             for m in messages:
                 record = self._record(topic, m)
                 self.holdback.push(tp, Held(sequence_ms(record.timestamp_ms, now_ms),
-                                            event=record))
-        released = self.holdback.due(now_ms, await self._lagging()) if len(self.holdback) else []
+                                            event=record, read_ms=now_ms))
+        # While a task of this worker opens, its input partitions may hold records older than
+        # those held (a directory entry for settings already read): forward nothing until it
+        # is open, however old the records are (readiness says which tasks are restoring).
+        released = (self.holdback.due(now_ms, await self._lagging())
+                    if len(self.holdback) and not self.restoring else [])
         ticking = {p for p, task in self.tasks.items()
                    if task.ready and task.waiting and task.opened <= fetched_after
                    and now_ms - task.ticked_ms >= self.settings.tick_interval_ms}

@@ -73,3 +73,17 @@ def test_head_is_the_oldest_record_still_held_for_a_source() -> None:
     assert hb.due(now_ms=150, lagging=["b"]) == []  # b may still send something older
     assert hb.due(now_ms=5_000) == [first, second]
     assert hb.head("a") is None
+
+
+def test_a_backlog_read_at_start_still_waits_for_partitions_not_fetched_yet() -> None:
+    hb = HoldBack(window_ms=1_000)
+    # Stamped a minute ago, read now: the config's partition was fetched first.
+    hb.push("config-0", Held(1_000, value=b"config", read_ms=61_000))
+    assert hb.due(now_ms=61_010, lagging=["directory-1"]) == []
+    hb.push("directory-1", Held(900, value=b"directory", read_ms=61_020))
+    assert values(hb.due(now_ms=61_030, lagging=["directory-1"])) == [b"directory"]
+    assert values(hb.due(now_ms=61_030)) == [b"config"]
+    # The maximum wait still bounds it, counted from the read.
+    hb.push("config-0", Held(1_100, value=b"late", read_ms=61_100))
+    assert hb.due(now_ms=62_000, lagging=["stuck-2"]) == []
+    assert values(hb.due(now_ms=62_100, lagging=["stuck-2"])) == [b"late"]
