@@ -98,7 +98,7 @@ class Engine:
             paused = event.record.action is ControlAction.PAUSE
             if account.paused != paused:
                 store.put(decision, Table.ACCOUNTS, event.account_id,
-                          account.model_copy(update={"paused": paused}))
+                          account.evolve({"paused": paused}))
         elif isinstance(event, SequencedPresence):
             self._presence(store, event, decision)
         elif isinstance(event, SequencedTick):
@@ -115,7 +115,7 @@ class Engine:
             else:
                 workflows[event.workflow_id] = event.record
             store.put(decision, Table.ACCOUNTS, event.account_id,
-                      account.model_copy(update={"workflows": workflows}))
+                      account.evolve({"workflows": workflows}))
             self._drain(store, event.account_id, _origin_id(event), event.occurred_at, decision)
         elif isinstance(event, SequencedConfigRequest):
             self._config_request(store, event, decision)
@@ -142,12 +142,12 @@ class Engine:
         }
         if message.sender is Sender.VISITOR:
             changes["last_visitor_text"] = message.text[:200]
-        conv = conv.model_copy(update=changes)
+        conv = conv.evolve(changes)
 
         if conv.phase is Phase.CLOSED and message.sender is Sender.VISITOR:
             # A visitor writing into a closed conversation starts over with the customer agent.
             conv = self._release(store, conv, decision)
-            conv = conv.model_copy(update={"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
+            conv = conv.evolve({"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
             # The same message may hand off at once (a second status): its own id says which.
             self._status(decision, conv, "open", "bot", message.event_id, message.sent_at,
                          step="reopened")
@@ -180,14 +180,14 @@ class Engine:
             account_id=conv.account_id, channel=conv.channel, trigger=trigger,
             process=config.process, handed_off=handed_off, config_version=settings.version,
             occurred_at=at)))
-        conv = conv.model_copy(update={"trigger": trigger, "config_version": settings.version,
+        conv = conv.evolve({"trigger": trigger, "config_version": settings.version,
                                        "handoff_event_id": handoff_id})
         if not handed_off:
             return conv  # process "none": recorded, and the customer agent keeps answering
 
         account = store.account(conv.account_id)
         routing = config.routing
-        conv = conv.model_copy(update={"handed_off_at": at, "declined": (), "assignments": 0,
+        conv = conv.evolve({"handed_off_at": at, "declined": (), "assignments": 0,
                                        "process": config.process})
         choice = _choice(config, conv, at)
         facts = Facts(conv.account_id, conv.channel, conv.inbox_id, conv.language, trigger, at)
@@ -227,7 +227,7 @@ class Engine:
                   and config.unassigned_chat is UnassignedChat.CLOSE)
         view = "assigned" if routed.assignee is not None else "unassigned"
         self._status(decision, conv, "closed" if closes else "open", view, message.event_id, at)
-        return conv.model_copy(update={
+        return conv.evolve({
             "phase": Phase.CLOSED if closes else Phase.HANDED_OFF, "view": view,
             "process": config.process, "handoff_inbox_id": inbox_id, "ticket_id": ticket_id,
             "assignee": routed.assignee, "handoffs": conv.handoffs + 1,
@@ -241,7 +241,7 @@ class Engine:
         if routed.assignee is not None and routed.assignee.type == "user":
             agent = store.agent(routed.assignee.id)
             if conv.conversation_id not in agent.open_conversations:
-                store.put(decision, Table.AGENTS, agent.user_id, agent.model_copy(update={
+                store.put(decision, Table.AGENTS, agent.user_id, agent.evolve({
                     "open_conversations": (*agent.open_conversations, conv.conversation_id)}))
 
     def _release(self, store: Overlay, conv: ConversationState,
@@ -252,7 +252,7 @@ class Engine:
             if conv.conversation_id in agent.open_conversations:
                 kept = tuple(c for c in agent.open_conversations if c != conv.conversation_id)
                 store.put(decision, Table.AGENTS, agent.user_id,
-                          agent.model_copy(update={"open_conversations": kept}))
+                          agent.evolve({"open_conversations": kept}))
         return conv
 
     @staticmethod
@@ -271,7 +271,7 @@ class Engine:
         conv = store.conversation(update.conversation_id)
         if conv is None or update.event_id in conv.recent_event_ids:
             return
-        conv = conv.model_copy(update={
+        conv = conv.evolve({
             "recent_event_ids": (*conv.recent_event_ids, update.event_id)[-RECENT_EVENT_IDS:]})
         at, cause = update.occurred_at, update.event_id
         action = update.action
@@ -286,8 +286,7 @@ class Engine:
                 self._drain(store, conv.account_id, cause, at, decision)
                 return
             if mine and not conv.accepted:
-                conv = self._stop_timer(store, conv, decision).model_copy(
-                    update={"accepted": True})
+                conv = self._stop_timer(store, conv, decision).evolve({"accepted": True})
             store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
             return
         conv = self._release(store, conv, decision)
@@ -295,10 +294,10 @@ class Engine:
         conv = self._leave_queue(store, conv, decision)
         if action is ConversationAction.CLOSE:
             if conv.phase is not Phase.CLOSED:
-                conv = conv.model_copy(update={"phase": Phase.CLOSED})
+                conv = conv.evolve({"phase": Phase.CLOSED})
                 self._status(decision, conv, "closed", conv.view, cause, at)
         else:
-            conv = conv.model_copy(update={"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
+            conv = conv.evolve({"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
             self._status(decision, conv, "open", "bot", cause, at)
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
         self._drain(store, conv.account_id, cause, at, decision)  # capacity was freed
@@ -334,7 +333,7 @@ class Engine:
             if config.pickup_timeout_s is not None and conv.assignee.type == "user":
                 waiting = store.waiting(conv.account_id)
                 if conv.conversation_id not in waiting.pickups:
-                    self._put_waiting(store, decision, waiting.model_copy(update={
+                    self._put_waiting(store, decision, waiting.evolve({
                         "pickups": (*waiting.pickups, conv.conversation_id)}))
         elif config.assign_when_available:
             self._enqueue(store, conv, settings, cause, at, decision)
@@ -364,7 +363,7 @@ class Engine:
                                  " before accepting it",
             "released": f"Re-routed: {who} released it",
         }.get(reason, "Re-routed")
-        conv = conv.model_copy(update={"assignee": None, "assigned_at": None, "accepted": False,
+        conv = conv.evolve({"assignee": None, "assigned_at": None, "accepted": False,
                                        "declined": declined})
         self._route_again(store, conv, settings, reason, cause, at, decision, why)
 
@@ -412,7 +411,7 @@ class Engine:
                 event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
                 channel=conv.channel, kind=_OUTBOUND_KIND["available"],
                 text=config.messages.available, occurred_at=at)))
-        conv = conv.model_copy(update={
+        conv = conv.evolve({
             "assignee": routed.assignee, "assigned_at": at if routed.assignee else None,
             "accepted": False, "view": view, "assignments": number + 1,
             "config_version": settings.version})
@@ -463,13 +462,13 @@ class Engine:
                 break
         waiting_ids = (*queue.waiting[:ahead], conv.conversation_id, *queue.waiting[ahead:])
         store.put(decision, Table.QUEUES, queue_key(conv.account_id, inbox_id),
-                  queue.model_copy(update={"waiting": waiting_ids}))
+                  queue.evolve({"waiting": waiting_ids}))
         waiting = store.waiting(conv.account_id)
         if inbox_id not in waiting.queues:
-            self._put_waiting(store, decision, waiting.model_copy(update={
+            self._put_waiting(store, decision, waiting.evolve({
                 "queues": (*waiting.queues, inbox_id)}))
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id,
-                  conv.model_copy(update={"queued_at": conv.queued_at or at}))
+                  conv.evolve({"queued_at": conv.queued_at or at}))
         self._announce(store, conv.account_id, inbox_id, settings, cause, at, decision)
 
     def _announce(self, store: Overlay, account_id: str, inbox_id: str,
@@ -495,8 +494,8 @@ class Engine:
                                    "queue-position", str(position)),
                 conversation_id=conversation_id, channel=conv.channel,
                 kind="handoff_queue_position", text=text, occurred_at=at)))
-            store.put(decision, Table.CONVERSATIONS, conversation_id, conv.model_copy(
-                update={"position_told": position, "position_told_at": at}))
+            store.put(decision, Table.CONVERSATIONS, conversation_id,
+                      conv.evolve({"position_told": position, "position_told_at": at}))
 
     def _leave_queue(self, store: Overlay, conv: ConversationState, decision: Decision,
                      picked_at: datetime | None = None) -> ConversationState:
@@ -508,11 +507,11 @@ class Engine:
         pickups = queue.pickups
         if picked_at is not None:
             pickups = (*pickups, picked_at)[-RECENT_PICKUPS:]
-        store.put(decision, Table.QUEUES, queue_key(conv.account_id, inbox_id), queue.model_copy(
-            update={"waiting": tuple(c for c in queue.waiting if c != conv.conversation_id),
-                    "pickups": pickups}))
+        store.put(decision, Table.QUEUES, queue_key(conv.account_id, inbox_id), queue.evolve(
+            {"waiting": tuple(c for c in queue.waiting if c != conv.conversation_id),
+             "pickups": pickups}))
         self._drop_queued(store, decision, conv.account_id, inbox_id, None)
-        return conv.model_copy(update={"queued_at": None, "position_told": None,
+        return conv.evolve({"queued_at": None, "position_told": None,
                                        "position_told_at": None})
 
     def _drop_queued(self, store: Overlay, decision: Decision, account_id: str, inbox_id: str,
@@ -520,12 +519,12 @@ class Engine:
         """Remove a conversation from a queue (if named) and forget the queue once empty."""
         queue = store.queue(account_id, inbox_id)
         if conversation_id is not None and conversation_id in queue.waiting:
-            queue = queue.model_copy(update={
+            queue = queue.evolve({
                 "waiting": tuple(c for c in queue.waiting if c != conversation_id)})
             store.put(decision, Table.QUEUES, queue_key(account_id, inbox_id), queue)
         waiting = store.waiting(account_id)
         if not queue.waiting and inbox_id in waiting.queues:
-            self._put_waiting(store, decision, waiting.model_copy(update={
+            self._put_waiting(store, decision, waiting.evolve({
                 "queues": tuple(q for q in waiting.queues if q != inbox_id)}))
 
     def _stop_timer(self, store: Overlay, conv: ConversationState,
@@ -538,7 +537,7 @@ class Engine:
                       conversation_id: str) -> None:
         waiting = store.waiting(account_id)
         if conversation_id in waiting.pickups:
-            self._put_waiting(store, decision, waiting.model_copy(update={
+            self._put_waiting(store, decision, waiting.evolve({
                 "pickups": tuple(c for c in waiting.pickups if c != conversation_id)}))
 
     @staticmethod
@@ -554,7 +553,7 @@ class Engine:
         agent = store.agent(presence.user_id)
         if agent.presence_at is not None and presence.occurred_at < agent.presence_at:
             return  # an older status than the one we hold
-        store.put(decision, Table.AGENTS, presence.user_id, agent.model_copy(update={
+        store.put(decision, Table.AGENTS, presence.user_id, agent.evolve({
             "status": presence.status, "max_open_conversations": presence.max_open_conversations,
             "presence_at": presence.occurred_at}))
         at, cause = presence.occurred_at, presence.event_id
@@ -584,8 +583,8 @@ class Engine:
             teams[entry.id] = entry
         elif isinstance(entry, DirectoryInbox):
             inboxes[entry.id] = entry
-        store.put(decision, Table.ACCOUNTS, event.account_id, account.model_copy(
-            update={"users": users, "teams": teams, "inboxes": inboxes}))
+        store.put(decision, Table.ACCOUNTS, event.account_id,
+                  account.evolve({"users": users, "teams": teams, "inboxes": inboxes}))
 
     def _config_request(self, store: Overlay, event: SequencedConfigRequest,
                         decision: Decision) -> None:
@@ -616,7 +615,7 @@ class Engine:
             store.put(decision, Table.SETTINGS_HISTORY, f"{request.account_id}#{version}", accepted)
         else:
             store.put(decision, Table.SETTINGS, request.account_id,
-                      current.model_copy(update={"recent_request_ids": seen}))
+                      current.evolve({"recent_request_ids": seen}))
         decision.emits.append(Emit(Topic.CONFIG_CHANGES, request.account_id, ConfigChange(
             event_id=derive_id("config-change", request.account_id, request.event_id),
             account_id=request.account_id, actor=request.actor, accepted=refusal is None,

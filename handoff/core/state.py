@@ -6,7 +6,7 @@ See docs/state-model.md for the conversation's phases and the transitions betwee
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +22,19 @@ RECENT_EVENT_IDS = 64
 
 class State(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def evolve(self, update: dict[str, Any]) -> Self:
+        """A copy with `update` applied, as `model_copy(update=...)` makes it (values are not
+        validated), at half its cost: the core makes one or more per event."""
+        cls = type(self)
+        new = cls.__new__(cls)
+        values = dict(self.__dict__)
+        values.update(update)
+        object.__setattr__(new, "__dict__", values)
+        object.__setattr__(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | update.keys())
+        object.__setattr__(new, "__pydantic_extra__", None)
+        object.__setattr__(new, "__pydantic_private__", None)
+        return new
 
 
 class Phase(StrEnum):

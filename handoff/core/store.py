@@ -96,17 +96,22 @@ class Overlay:
     def conversation(self, key: str) -> ConversationState | None:
         return _typed(self.get(Table.CONVERSATIONS, key), ConversationState)
 
+    # The defaults of a key never written are built without validation (`model_construct`):
+    # an account without directory or settings would otherwise pay for it on every message.
+
     def settings(self, account_id: str) -> AccountSettings:
         found = _typed(self.get(Table.SETTINGS, account_id), AccountSettings)
-        return found if found is not None else AccountSettings(account_id=account_id)
+        return found if found is not None else AccountSettings.model_construct(
+            account_id=account_id)
 
     def account(self, account_id: str) -> AccountState:
         found = _typed(self.get(Table.ACCOUNTS, account_id), AccountState)
-        return found if found is not None else AccountState(account_id=account_id)
+        return found if found is not None else AccountState.model_construct(
+            account_id=account_id)
 
     def agent(self, user_id: str) -> AgentState:
         found = _typed(self.get(Table.AGENTS, user_id), AgentState)
-        return found if found is not None else AgentState(user_id=user_id)
+        return found if found is not None else AgentState.model_construct(user_id=user_id)
 
     def rotation(self, key: str) -> int:
         found = self.get(Table.ROTATIONS, key)

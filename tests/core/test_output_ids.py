@@ -42,3 +42,16 @@ def test_config_requests_sequenced_twice_make_no_new_versions() -> None:
     assert run.feed(request("cfg-a", "refund")) == []
     out = run.feed(chat("m1", "I need an invoice", conversation="c-inv"))
     assert [v["config_version"] for t, _, v in out if t == "handoff.events"] == [2]
+
+
+def test_evolve_copies_a_state_exactly_as_model_copy_does() -> None:
+    from handoff.core.state import ConversationState
+    from schemas.common import Channel
+
+    before = ConversationState(conversation_id="c-1", account_id="acme", channel=Channel.CHAT,
+                               recent_event_ids=("m-1",))
+    update = {"language": "nb", "recent_event_ids": ("m-1", "m-2"), "handoffs": 2}
+    fast, slow = before.evolve(update), before.model_copy(update=update)
+    assert fast == slow and fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set
+    assert before.language is None and before.recent_event_ids == ("m-1",)  # untouched
