@@ -112,6 +112,8 @@ class Tally:
     by_channel: Counter[str] = field(default_factory=Counter)
     by_team: Counter[str] = field(default_factory=Counter)
     by_assignee: Counter[str] = field(default_factory=Counter)
+    # Later assignments of a handoff (contract v1.1), by reason: from the queue, re-routes.
+    moves: Counter[str] = field(default_factory=Counter)
 
     def add(self, decision: Decision, store: Overlay, account_id: str) -> list[str]:
         """Count a decision's records; returns its outcome lines (one per handoff event)."""
@@ -133,6 +135,10 @@ class Tally:
                     self.by_phrase[f"{kind} '{v.trigger.phrase}'"] += 1
             elif emit.topic is Topic.TICKETS_CREATED:
                 self.tickets += 1
+            elif emit.topic is Topic.ASSIGNMENTS and v.reason != "handoff":
+                # A handoff is counted once, where it was first routed; what moved it later
+                # (the queue, a pickup timeout, ...) is counted apart.
+                self.moves[v.reason] += 1
             elif emit.topic is Topic.ASSIGNMENTS:
                 who = v.assignee
                 if who is None:
@@ -151,7 +157,7 @@ class Tally:
                 "unassigned": self.unassigned, "tickets": self.tickets,
                 "by_trigger_kind": dict(self.by_kind), "by_phrase": dict(self.by_phrase),
                 "by_channel": dict(self.by_channel), "by_team": dict(self.by_team),
-                "by_assignee": dict(self.by_assignee)}
+                "by_assignee": dict(self.by_assignee), "later_assignments": dict(self.moves)}
 
 
 def _trigger(handoff: Any) -> str:
