@@ -137,7 +137,10 @@ class ProcessingLoop(Service):
         s = self.settings
         while not self.should_stop:
             try:
-                wait = 5 if len(self.holdback) else min(s.batch_wait_ms, self._until_tick())
+                # Records held: come back soon to release them (not while a task restores,
+                # when nothing is released and a 5 ms spin would only slow the restore).
+                wait = (5 if len(self.holdback) and not self.restoring
+                        else min(s.batch_wait_ms, self._until_tick()))
                 batch = await consumer.getmany(timeout_ms=wait, max_records=s.batch_max_records)
                 # A task opened from here on seeks to its committed offsets: this batch's
                 # records of it are stale. One opened during the fetch was seeked before
