@@ -58,8 +58,12 @@ def _envelope(source: str, account: str, offset: int, record: dict[str, Any],
                          **extra, "record": record})
 
 
-def events(n: int, seed: int = 7) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) of n sequenced records, as intake would have forwarded them."""
+def events(n: int, seed: int = 7, weights: list[float] | None = None
+           ) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of n sequenced records, as intake would have forwarded them.
+
+    `weights` (one per account): how often each account gets the next record; even if absent.
+    """
     rng = random.Random(seed)
     i = 0
     for a in range(ACCOUNTS):
@@ -81,7 +85,9 @@ def events(n: int, seed: int = 7) -> Iterator[tuple[bytes, bytes]]:
     version_phrases = [["refund"], ["invoice", "refund"], ["cancel", "faktura"]]
     settings_due = list(range(ACCOUNTS))  # every account saves settings now, again every 20k
     while i < n:
-        acc = f"acct-{rng.randrange(ACCOUNTS)}"
+        # randrange when even: the default log stays the one measured before weights existed.
+        acc = (f"acct-{rng.randrange(ACCOUNTS)}" if weights is None
+               else f"acct-{rng.choices(range(ACCOUNTS), weights)[0]}")
         if i % 20_000 == 0:
             settings_due = list(range(ACCOUNTS))
         if settings_due:

@@ -1,0 +1,199 @@
+"""The impact preview's cost: `handoff simulate --json` over 100,000 records of one account.
+
+One sequenced log (`handoff.account-events`, one partition) is produced once to a topic prefix
+of its own, from `bench/replay_memory.py`'s traffic weighted so that one account (`acct-0`) has
+`records` records and the seven others share about a tenth as many on the same partition (they
+must be skipped). Then, in this order and in the same run:
+
+- bare read: a plain consumer reads the whole partition and does nothing with the records (the
+  floor any reader of the log pays);
+- read + parse: the same, parsing the account's records as the simulation does (`parse_event`);
+- simulate: `handoff simulate --json --quiet` as the preview runs it (a child process, so its
+  start-up counts too), with the range the preview gives by default (the last 7 days).
+
+    python -m bench.simulate [--records 100000]
+
+Broker: KAFKA_BOOTSTRAP_SERVERS, else the local one (started here if needed and stopped again).
+Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.replay_memory import ACCOUNTS, delete_topic, events
+from handoff.config import WorkerSettings, load_settings
+from handoff.history import consumer_for, parse_event
+from handoff.kafka_clients import client_kwargs
+from schemas.topics import Topic
+
+ACCOUNT = "acct-0"
+SHARE = 0.9  # of the records that go to ACCOUNT; the other accounts share the rest
+SYNC_GOAL_S = 10.0  # contract v1.1: a progress-free answer within 10 s for 100,000 records
+
+PROPOSAL = {  # what an editor might try: more phrases, the same routing as recorded
+    "custom_triggers": ["refund", "invoice", "opening hours", "crashes", "premium"],
+    "process": "live",
+    "routing": {"mode": "direct", "destination": f"{ACCOUNT}-in",
+                "assignees": [{"type": "team", "id": f"{ACCOUNT}-t"}]},
+}
+
+
+def account_log(records: int) -> Iterator[tuple[bytes, bytes]]:
+    """The weighted traffic, cut once ACCOUNT has `records` records."""
+    rest = (1 - SHARE) / (ACCOUNTS - 1)
+    weights = [SHARE] + [rest] * (ACCOUNTS - 1)
+    mine = ACCOUNT.encode()
+    seen = 0
+    for key, value in events(records * 2, weights=weights):
+        yield key, value
+        seen += key == mine
+        if seen >= records:
+            return
+
+
+async def produce(settings: WorkerSettings, records: int) -> dict[str, Any]:
+    topic = settings.topic(Topic.ACCOUNT_EVENTS)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=20, acks=1,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    total = 0
+    start = time.perf_counter()
+    try:
+        pending = []
+        for key, value in account_log(records):
+            pending.append(await producer.send(topic, value=value, key=key, partition=0))
+            total += 1
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return {"log_records": total, "account_records": records,
+            "produce_seconds": round(time.perf_counter() - start, 1)}
+
+
+async def read(settings: WorkerSettings, parse: bool) -> dict[str, Any]:
+    """Read the whole partition with the reader's consumer settings; optionally parse."""
+    topic = settings.topic(Topic.ACCOUNT_EVENTS)
+    tp = TopicPartition(topic, 0)
+    consumer = consumer_for(settings)
+    mine = ACCOUNT.encode()
+    read_n = parsed = 0
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+        start = time.perf_counter()
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=500)
+            for m in batch.get(tp, []):
+                read_n += 1
+                if parse and m.key == mine and parse_event(m.value) is not None:
+                    parsed += 1
+        seconds = time.perf_counter() - start
+    finally:
+        await consumer.stop()
+    return {"seconds": round(seconds, 2), "records_read": read_n, "parsed": parsed,
+            "records_per_second": round(read_n / max(seconds, 1e-9))}
+
+
+def simulate_cli(prefix: str) -> dict[str, Any]:
+    """`handoff simulate --json --quiet` as the preview starts it, timed from outside."""
+    now = datetime.now(UTC)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump({"account_id": ACCOUNT, "config": PROPOSAL}, file)
+    try:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys; from handoff.cli import main; sys.exit(main())",
+             "simulate", "--json", "--quiet", "--config", file.name,
+             "--from-time", (now - timedelta(days=7)).isoformat().replace("+00:00", "Z"),
+             "--to-time", (now + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")],
+            capture_output=True, env={**os.environ, "HANDOFF_TOPIC_PREFIX": prefix},
+            check=False)
+        seconds = time.perf_counter() - start
+    finally:
+        os.unlink(file.name)
+    if done.returncode:
+        raise RuntimeError(f"simulate failed: {done.stderr.decode()[-2000:]}")
+    report = json.loads(done.stdout)
+    in_range = report["records"]["in_range"] + report["records"]["before_range"]
+    return {"seconds": round(seconds, 2), "records": in_range,
+            "records_per_second": round(in_range / max(seconds, 1e-9)),
+            "recorded_handoffs": report["recorded"]["handoffs"],
+            "what_if_handoffs": report["what_if"]["handoffs"],
+            "changed": report["changed"]["count"],
+            "goal_s": SYNC_GOAL_S, "met": seconds < SYNC_GOAL_S}
+
+
+def run(bootstrap: str, records: int = 100_000, prefix: str | None = None,
+        keep: bool = False) -> dict[str, Any]:
+    """Produce the log (unless `prefix` names one produced before), measure the baselines and
+    the simulation, delete the log unless `keep`."""
+    given = prefix is not None
+    prefix = prefix or f"bench-simulate-{uuid.uuid4().hex[:8]}."
+    settings = load_settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
+    try:
+        result: dict[str, Any] = {"prefix": prefix}
+        if not given:
+            result.update(asyncio.run(produce(settings, records)))
+        result["bare_read"] = asyncio.run(read(settings, parse=False))
+        result["read_parse"] = asyncio.run(read(settings, parse=True))
+        result["simulate"] = simulate_cli(prefix)
+        return result
+    finally:
+        if not keep:
+            asyncio.run(delete_topic(settings))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000,
+                        help="records of the simulated account")
+    parser.add_argument("--prefix", help="measure a log produced before (with --keep)")
+    parser.add_argument("--keep", action="store_true", help="keep the log, to measure again")
+    args = parser.parse_args()
+    started = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        from handoff import localkafka
+
+        bootstrap = localkafka.status()
+        if bootstrap is None:
+            bootstrap = started = localkafka.start()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    try:
+        result = run(bootstrap, args.records, args.prefix, args.keep)
+        print(json.dumps({"broker": bootstrap, **result}, indent=2))
+    finally:
+        if started:
+            from handoff import localkafka
+
+            localkafka.stop()
+
+
+if __name__ == "__main__":
+    main()
