@@ -91,17 +91,20 @@ class SpillStore:
 
     def apply(self, writes: list[Write]) -> None:
         """Apply a decision's writes in order."""
+        cache, evicted = self._cache, self._evicted
         for w in writes:
             slot = (w.table, w.key)
+            evicted.pop(slot, None)
             if w.value is None:
-                self._cache.pop(slot, None)
-                self._evicted.pop(slot, None)
+                cache.pop(slot, None)
                 if self._maybe_on_disk(slot):
                     self._db.execute("DELETE FROM state WHERE t = ? AND k = ?",
                                      (w.table.value, w.key))
+            elif slot in cache:
+                # Most writes replace a value just read: it only becomes the newest.
+                cache[slot] = w.value
+                cache.move_to_end(slot)
             else:
-                self._cache.pop(slot, None)
-                self._evicted.pop(slot, None)
                 self._remember(slot, w.value)
 
     def _remember(self, slot: tuple[Table, str], value: object) -> None:
