@@ -323,9 +323,12 @@ async def _feed(consumer: AIOKafkaConsumer, source: str, spans: list[Span], acco
             run.feed(event, record.in_range)
 
 
+PARALLEL_ENV = "HANDOFF_SIMULATE_PARALLEL"  # "0": one process, one pass, even with two cores
+
+
 def _parallel() -> bool:
     # Two runs in two processes only pay when two cores can take them.
-    return len(os.sched_getaffinity(0)) >= 2
+    return os.environ.get(PARALLEL_ENV) != "0" and len(os.sched_getaffinity(0)) >= 2
 
 
 async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[str, Any],
