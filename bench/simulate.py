@@ -9,7 +9,9 @@ must be skipped). Then, in this order and in the same run:
   floor any reader of the log pays);
 - read + parse: the same, parsing the account's records as the simulation does (`parse_event`);
 - simulate: `handoff simulate --json --quiet` as the preview runs it (a child process, so its
-  start-up counts too), with the range the preview gives by default (the last 7 days).
+  start-up counts too), with the range the preview gives by default (the last 7 days): the
+  what-if run in a second process when two cores are there, and again with both runs in one
+  process (`HANDOFF_SIMULATE_PARALLEL=0`); the two must report the same.
 
     python -m bench.simulate [--records 100000]
 
@@ -39,6 +41,7 @@ from bench.replay_memory import ACCOUNTS, delete_topic, events
 from handoff.config import WorkerSettings, load_settings
 from handoff.history import consumer_for, parse_event
 from handoff.kafka_clients import client_kwargs
+from handoff.simulate import PARALLEL_ENV
 from schemas.topics import Topic
 
 ACCOUNT = "acct-0"
@@ -120,9 +123,9 @@ async def read(settings: WorkerSettings, parse: bool) -> dict[str, Any]:
             "records_per_second": round(read_n / max(seconds, 1e-9))}
 
 
-def simulate_cli(prefix: str) -> dict[str, Any]:
-    """`handoff simulate --json --quiet` as the preview starts it, timed from outside."""
-    now = datetime.now(UTC)
+def simulate_cli(prefix: str, now: datetime, parallel: bool = True) -> dict[str, Any]:
+    """`handoff simulate --json --quiet` as the preview starts it, timed from outside; with
+    `parallel` False both runs in one process (`HANDOFF_SIMULATE_PARALLEL=0`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump({"account_id": ACCOUNT, "config": PROPOSAL}, file)
     try:
@@ -132,8 +135,9 @@ def simulate_cli(prefix: str) -> dict[str, Any]:
              "simulate", "--json", "--quiet", "--config", file.name,
              "--from-time", (now - timedelta(days=7)).isoformat().replace("+00:00", "Z"),
              "--to-time", (now + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")],
-            capture_output=True, env={**os.environ, "HANDOFF_TOPIC_PREFIX": prefix},
-            check=False)
+            capture_output=True, check=False,
+            env={**os.environ, "HANDOFF_TOPIC_PREFIX": prefix,
+                 PARALLEL_ENV: "1" if parallel else "0"})
         seconds = time.perf_counter() - start
     finally:
         os.unlink(file.name)
@@ -145,7 +149,7 @@ def simulate_cli(prefix: str) -> dict[str, Any]:
             "records_per_second": round(in_range / max(seconds, 1e-9)),
             "recorded_handoffs": report["recorded"]["handoffs"],
             "what_if_handoffs": report["what_if"]["handoffs"],
-            "changed": report["changed"]["count"],
+            "changed": report["changed"]["count"], "report": report,
             "goal_s": SYNC_GOAL_S, "met": seconds < SYNC_GOAL_S}
 
 
@@ -162,7 +166,12 @@ def run(bootstrap: str, records: int = 100_000, prefix: str | None = None,
             result.update(asyncio.run(produce(settings, records)))
         result["bare_read"] = asyncio.run(read(settings, parse=False))
         result["read_parse"] = asyncio.run(read(settings, parse=True))
-        result["simulate"] = simulate_cli(prefix)
+        now = datetime.now(UTC)  # one range for both, so that their reports compare
+        result["simulate"] = simulate_cli(prefix, now)
+        result["simulate_one_process"] = simulate_cli(prefix, now, parallel=False)
+        # The two ways must report the same; the figures only need the counts.
+        one, two = (result[k].pop("report") for k in ("simulate_one_process", "simulate"))
+        result["same_report"] = one == two
         return result
     finally:
         if not keep:

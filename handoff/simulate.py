@@ -10,10 +10,11 @@ before the range and never changed. Everything before the range only rebuilds st
 runs alike.
 
 The records are streamed; what is kept is two bounded stores (`handoff/spill.py`), the
-counters and one short outcome line per conversation that has a handoff in either run. With
-two cores the what-if run is decided by a child process over the same planned offsets while
-this process decides the recorded run (the two runs share nothing but the log), which halves
-the wait of a preview; with one core both runs share one pass and each record is parsed once.
+counters and one short outcome line per conversation that has a handoff in either run. When a
+second core is free the what-if run is decided by a child process over the same planned
+offsets while this process decides the recorded run (the two runs share nothing but the log),
+which nearly halves the wait of a preview; otherwise both runs share one pass and each record
+is parsed once.
 """
 
 from __future__ import annotations
@@ -323,12 +324,17 @@ async def _feed(consumer: AIOKafkaConsumer, source: str, spans: list[Span], acco
             run.feed(event, record.in_range)
 
 
-PARALLEL_ENV = "HANDOFF_SIMULATE_PARALLEL"  # "0": one process, one pass, even with two cores
+PARALLEL_ENV = "HANDOFF_SIMULATE_PARALLEL"  # "1": two processes, "0": one; unset: as below
 
 
 def _parallel() -> bool:
-    # Two runs in two processes only pay when two cores can take them.
-    return os.environ.get(PARALLEL_ENV) != "0" and len(os.sched_getaffinity(0)) >= 2
+    """Two processes when a second core is free: each parses the records, so on a busy
+    machine they cost more than one pass (measured: `python -m bench --parts simulate`)."""
+    chosen = os.environ.get(PARALLEL_ENV)
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    cores = len(os.sched_getaffinity(0))
+    return cores >= 2 and os.getloadavg()[0] <= cores - 1
 
 
 async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[str, Any],
@@ -336,7 +342,7 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
                          parallel: bool | None = None) -> Report:
     """Decide the account's recorded traffic twice, as recorded and with the proposal.
 
-    `parallel` (default: when two cores are there): the what-if run in a child process, over
+    `parallel` (default: when a second core is free): the what-if run in a child process, over
     the same planned offsets, while this one decides the recorded run.
     """
     log_range = log_range or LogRange()
