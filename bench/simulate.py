@@ -13,7 +13,7 @@ must be skipped). Then, in this order and in the same run:
   what-if run in a second process when two cores are there, and again with both runs in one
   process (`HANDOFF_SIMULATE_PARALLEL=0`); the two must report the same.
 
-    python -m bench.simulate [--records 100000]
+    python -m bench.simulate [--records 100000] [--compare-with DIR]
 
 Broker: KAFKA_BOOTSTRAP_SERVERS, else the local one (started here if needed and stopped again).
 Prints one JSON document.
@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -123,9 +124,11 @@ async def read(settings: WorkerSettings, parse: bool) -> dict[str, Any]:
             "records_per_second": round(read_n / max(seconds, 1e-9))}
 
 
-def simulate_cli(prefix: str, now: datetime, parallel: bool = True) -> dict[str, Any]:
+def simulate_cli(prefix: str, now: datetime, parallel: bool = True,
+                 code: Path | None = None) -> dict[str, Any]:
     """`handoff simulate --json --quiet` as the preview starts it, timed from outside; with
-    `parallel` False both runs in one process (`HANDOFF_SIMULATE_PARALLEL=0`)."""
+    `parallel` False both runs in one process (`HANDOFF_SIMULATE_PARALLEL=0`); `code`: the
+    checkout to run it from (default this one)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump({"account_id": ACCOUNT, "config": PROPOSAL}, file)
     try:
@@ -135,9 +138,10 @@ def simulate_cli(prefix: str, now: datetime, parallel: bool = True) -> dict[str,
              "simulate", "--json", "--quiet", "--config", file.name,
              "--from-time", (now - timedelta(days=7)).isoformat().replace("+00:00", "Z"),
              "--to-time", (now + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")],
-            capture_output=True, check=False,
+            capture_output=True, check=False, cwd=code,
             env={**os.environ, "HANDOFF_TOPIC_PREFIX": prefix,
-                 PARALLEL_ENV: "1" if parallel else "0"})
+                 PARALLEL_ENV: "1" if parallel else "0",
+                 **({"PYTHONPATH": str(code)} if code is not None else {})})
         seconds = time.perf_counter() - start
     finally:
         os.unlink(file.name)
@@ -154,9 +158,10 @@ def simulate_cli(prefix: str, now: datetime, parallel: bool = True) -> dict[str,
 
 
 def run(bootstrap: str, records: int = 100_000, prefix: str | None = None,
-        keep: bool = False) -> dict[str, Any]:
+        keep: bool = False, compare_with: Path | None = None) -> dict[str, Any]:
     """Produce the log (unless `prefix` names one produced before), measure the baselines and
-    the simulation, delete the log unless `keep`."""
+    the simulation, delete the log unless `keep`; `compare_with`: another checkout's simulate
+    over the same log too (an earlier commit, e.g. `git archive COMMIT | tar -x -C DIR`)."""
     given = prefix is not None
     prefix = prefix or f"bench-simulate-{uuid.uuid4().hex[:8]}."
     settings = load_settings(bootstrap_servers=bootstrap, topic_prefix=prefix)
@@ -172,6 +177,10 @@ def run(bootstrap: str, records: int = 100_000, prefix: str | None = None,
         # The two ways must report the same; the figures only need the counts.
         one, two = (result[k].pop("report") for k in ("simulate_one_process", "simulate"))
         result["same_report"] = one == two
+        if compare_with is not None:
+            result["other_code"] = other = simulate_cli(prefix, now, code=compare_with)
+            result["other_code"]["code"] = str(compare_with)
+            result["same_report_as_other_code"] = other.pop("report") == two
         return result
     finally:
         if not keep:
@@ -184,6 +193,8 @@ def main() -> None:
                         help="records of the simulated account")
     parser.add_argument("--prefix", help="measure a log produced before (with --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the log, to measure again")
+    parser.add_argument("--compare-with", type=Path, metavar="DIR",
+                        help="also time the simulate of the checkout in DIR over the same log")
     args = parser.parse_args()
     started = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -195,7 +206,7 @@ def main() -> None:
             bootstrap = started = localkafka.start()
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     try:
-        result = run(bootstrap, args.records, args.prefix, args.keep)
+        result = run(bootstrap, args.records, args.prefix, args.keep, args.compare_with)
         print(json.dumps({"broker": bootstrap, **result}, indent=2))
     finally:
         if started:
