@@ -382,8 +382,8 @@ def table(report: dict[str, Any]) -> str:
                 f"simulate --json s, {x['records']:,} records, {how}", _fmt(x["seconds"]),
                 f"bare read {_fmt(bare['seconds'])} s ({_fmt(bare['records_per_second'])}/s); "
                 f"read + parse {_fmt(parse['seconds'])} s",
-                f"{_fmt(x['records_per_second'])} records/s; goal < {x['goal_s']:.0f} s "
-                f"{_verdict(x['met'])}")
+                f"{_fmt(x['records_per_second'])} records/s, CPU {_fmt(x['cpu_seconds'])} s; "
+                f"goal < {x['goal_s']:.0f} s {_verdict(x['met'])}")
         row("", "  same report both ways", "yes" if sim["same_report"] else "NO", "", "")
     widths = [max(len(x[i]) for x in [*rows, ("part", "figure", "value", "baseline (same run)",
                                                 "vs baseline / goal")]) for i in range(5)]

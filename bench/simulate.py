@@ -132,24 +132,33 @@ def simulate_cli(prefix: str, now: datetime, parallel: bool = True,
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump({"account_id": ACCOUNT, "config": PROPOSAL}, file)
     try:
-        start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys; from handoff.cli import main; sys.exit(main())",
-             "simulate", "--json", "--quiet", "--config", file.name,
-             "--from-time", (now - timedelta(days=7)).isoformat().replace("+00:00", "Z"),
-             "--to-time", (now + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")],
-            capture_output=True, check=False, cwd=code,
-            env={**os.environ, "HANDOFF_TOPIC_PREFIX": prefix,
-                 PARALLEL_ENV: "1" if parallel else "0",
-                 **({"PYTHONPATH": str(code)} if code is not None else {})})
-        seconds = time.perf_counter() - start
+        with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+            start = time.perf_counter()
+            process = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sys; from handoff.cli import main; sys.exit(main())",
+                 "simulate", "--json", "--quiet", "--config", file.name,
+                 "--from-time", (now - timedelta(days=7)).isoformat().replace("+00:00", "Z"),
+                 "--to-time", (now + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")],
+                stdout=out_file, stderr=err_file, cwd=code,
+                env={**os.environ, "HANDOFF_TOPIC_PREFIX": prefix,
+                     PARALLEL_ENV: "1" if parallel else "0",
+                     **({"PYTHONPATH": str(code)} if code is not None else {})})
+            # wait4's usage counts the process and the child it waited for (the what-if run).
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - start
+            process.returncode = os.waitstatus_to_exitcode(status)
+            out_file.seek(0)
+            err_file.seek(0)
+            out, err = out_file.read(), err_file.read()
     finally:
         os.unlink(file.name)
-    if done.returncode:
-        raise RuntimeError(f"simulate failed: {done.stderr.decode()[-2000:]}")
-    report = json.loads(done.stdout)
+    if process.returncode:
+        raise RuntimeError(f"simulate failed: {err.decode()[-2000:]}")
+    report = json.loads(out)
     in_range = report["records"]["in_range"] + report["records"]["before_range"]
     return {"seconds": round(seconds, 2), "records": in_range,
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
             "records_per_second": round(in_range / max(seconds, 1e-9)),
             "recorded_handoffs": report["recorded"]["handoffs"],
             "what_if_handoffs": report["what_if"]["handoffs"],

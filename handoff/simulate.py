@@ -349,7 +349,7 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
     proposal = HandoffConfig.model_validate(raw)
     in_force = proposal_in_force(proposal)
     parallel = _parallel() if parallel is None else parallel
-    detector = load_detector(settings.human_request_dirs)
+    detector: HumanRequestDetector | None = None
     report = Report(account_id, log_range.describe(), proposal)
     source = settings.topic(Topic.ACCOUNT_EVENTS)
     recorded = what_if = Side()
@@ -362,6 +362,8 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
             child = (await _start_child(settings, account_id, in_force, source, spans)
                      if parallel and any(s.start < s.stop for s in spans) else None)
             try:
+                # Loaded once the child has started, so that it builds its own meanwhile.
+                detector = detector or load_detector(settings.human_request_dirs)
                 with SpillStore() as recorded_store, SpillStore() as what_if_store:
                     runs = [_Run(account_id, detector, recorded_store, None)]
                     if child is None:
