@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,9 @@ def events(n: int, seed: int = 7, weights: list[float] | None = None
         i += 1
 
 
-async def produce(settings: WorkerSettings, n: int) -> float:
+async def produce(settings: WorkerSettings, n: int,
+                  records: Iterable[tuple[bytes, bytes]] | None = None) -> float:
+    """Create the one-partition log and produce `records` (default: `events(n)`) to it."""
     topic = settings.topic(Topic.ACCOUNT_EVENTS)
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
@@ -147,7 +149,7 @@ async def produce(settings: WorkerSettings, n: int) -> float:
     start = time.perf_counter()
     try:
         pending = []
-        for key, value in events(n):
+        for key, value in events(n) if records is None else records:
             pending.append(await producer.send(topic, value=value, key=key, partition=0))
             if len(pending) >= 5_000:
                 await asyncio.gather(*pending)

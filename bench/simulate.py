@@ -35,13 +35,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
 
-from bench.replay_memory import ACCOUNTS, delete_topic, events
+from bench.replay_memory import ACCOUNTS, delete_topic, events, produce
 from handoff.config import WorkerSettings, load_settings
 from handoff.history import consumer_for, parse_event
-from handoff.kafka_clients import client_kwargs
 from handoff.simulate import PARALLEL_ENV
 from schemas.topics import Topic
 
@@ -68,34 +66,6 @@ def account_log(records: int) -> Iterator[tuple[bytes, bytes]]:
         seen += key == mine
         if seen >= records:
             return
-
-
-async def produce(settings: WorkerSettings, records: int) -> dict[str, Any]:
-    topic = settings.topic(Topic.ACCOUNT_EVENTS)
-    admin = AIOKafkaAdminClient(**client_kwargs(settings))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(**client_kwargs(settings), linger_ms=20, acks=1,
-                                max_batch_size=256 * 1024)
-    await producer.start()
-    total = 0
-    start = time.perf_counter()
-    try:
-        pending = []
-        for key, value in account_log(records):
-            pending.append(await producer.send(topic, value=value, key=key, partition=0))
-            total += 1
-            if len(pending) >= 5_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return {"log_records": total, "account_records": records,
-            "produce_seconds": round(time.perf_counter() - start, 1)}
 
 
 async def read(settings: WorkerSettings, parse: bool) -> dict[str, Any]:
@@ -177,7 +147,10 @@ def run(bootstrap: str, records: int = 100_000, prefix: str | None = None,
     try:
         result: dict[str, Any] = {"prefix": prefix}
         if not given:
-            result.update(asyncio.run(produce(settings, records)))
+            log = list(account_log(records))
+            seconds = asyncio.run(produce(settings, 0, log))
+            result.update({"log_records": len(log), "account_records": records,
+                           "produce_seconds": round(seconds, 1)})
         result["bare_read"] = asyncio.run(read(settings, parse=False))
         result["read_parse"] = asyncio.run(read(settings, parse=True))
         now = datetime.now(UTC)  # one range for both, so that their reports compare
