@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
+import logging
 import os
 import pickle
 import sys
@@ -58,6 +59,8 @@ from handoff.triggers.human_request import DATA_DIR, HumanRequestDetector
 from schemas.internal import SequencedChat
 from schemas.settings import DirectRouting, HandoffConfig
 from schemas.topics import Topic, partition_for
+
+log = logging.getLogger(__name__)
 
 
 def load_proposal(path: Path, account: str | None) -> tuple[str, dict[str, Any]]:
@@ -372,7 +375,17 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
                     recorded = runs[0].finish(raw)
                     what_if = runs[1].finish(raw) if child is None else Side()
                 if child is not None:
-                    what_if = await _child_side(child)
+                    try:
+                        what_if = await _child_side(child)
+                    except RuntimeError as exc:
+                        # The child could not run (started badly, killed): one more pass here
+                        # gives the same what-if, only later.
+                        log.warning("%s; deciding the what-if run in this process", exc)
+                        with SpillStore() as what_if_store:
+                            again = _Run(account_id, detector, what_if_store, in_force)
+                            await _feed(consumer, source, spans, account_id, [again],
+                                        Progress("what-if", 0, enabled=False))
+                            what_if = again.finish(raw)
                     child = None
             finally:
                 if child is not None:

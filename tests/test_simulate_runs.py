@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from handoff import simulate
 from handoff.config import WorkerSettings, load_settings
 from handoff.history import LogRange
 from handoff.kafka_clients import client_kwargs
@@ -81,3 +82,13 @@ def test_two_processes_report_what_one_pass_reports(settings: WorkerSettings,
     if not log_range.whole:
         # cfg-1 (version 1) was saved before the range: the proposal replaces it.
         assert one.records_before > 0 and one.versions_replaced[0] == 1
+
+
+def test_a_child_that_fails_leaves_the_what_if_to_this_process(
+        settings: WorkerSettings, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    one = asyncio.run(run_simulation(settings, "acme", PROPOSAL, parallel=False))
+    monkeypatch.setattr(simulate, "_CHILD", "import sys; sys.exit('no what-if here')")
+    two = asyncio.run(run_simulation(settings, "acme", PROPOSAL, parallel=True))
+    assert two.to_json(list_changed=True) == one.to_json(list_changed=True)
+    assert "no what-if here; deciding the what-if run in this process" in caplog.text
