@@ -25,7 +25,7 @@ _FLUSH_EVERY = 2_000
 _MISSING = object()
 # Most reads that miss the cache are of keys never written (a new conversation): a filter of
 # the keys on disk answers them without SQLite. 2**23 bits (1 MiB) with two bits per key:
-# at 1,000,000 spilled keys about 3% of such reads still ask SQLite (and find nothing).
+# at 1,000,000 spilled keys about 5% of such reads still ask SQLite (and find nothing).
 _FILTER_BITS = 1 << 23
 _FILTER_MASK = _FILTER_BITS - 1
 
