@@ -2,8 +2,8 @@
 
 The what-if runs as `handoff simulate --json` in a child process of the worker, so that its
 counts are the command's own, its CPU and memory are not the worker's (the simulation keeps
-two bounded stores, `handoff/spill.py`, and decides its two runs in two processes when a
-second core is free), and it can be stopped, with its process group, when it takes too long. The
+two bounded stores, `handoff/spill.py`, and decides its two runs in two processes unless the
+cores are busy), and it can be stopped, with its process group, when it takes too long. The
 API waits for it up to `SYNC_WAIT_S`; a longer run is answered 202 with a link to poll, and
 is killed after `MAX_RUN_S`. A worker runs at most `MAX_RUNNING` previews at once and keeps
 finished ones `KEEP_S` seconds for the poll.
