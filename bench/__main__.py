@@ -9,7 +9,8 @@ Parts: core (pure-core decisions/s), matchers (phrase-count scaling), throughput
 a bare aiokafka loop and a transactional batch loop), latency (produce to handoff record, with
 the default sequencing window and with 0), state (store memory and changelog recovery, memory
 vs RocksDB store), profile (py-spy over the worker, run when the worker is under half the bare
-loop, or --profile).
+loop, or --profile), simulate (the impact preview's `handoff simulate --json` over 100,000
+records of one account beside a bare read of the same records; `bench/simulate.py`).
 
 The broker: KAFKA_BOOTSTRAP_SERVERS if set, else the local one (`handoff kafka start`, state
 in HANDOFF_KAFKA_STATE_DIR), started and stopped by this command unless it already runs.
@@ -30,11 +31,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import core, harness, latency, recovery, throughput
+from bench import core, harness, latency, recovery, simulate, throughput
 from bench.profiling import format_summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("core", "matchers", "throughput", "latency", "state", "profile")
+PARTS = ("core", "matchers", "throughput", "latency", "state", "profile", "simulate")
 
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
@@ -67,6 +68,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                    help="py-spy the worker: when under the throughput goal (auto), always, never")
     p.add_argument("--profile-messages", type=int, help="messages of the profiled run")
+    p.add_argument("--simulate-records", type=int,
+                   help="records of the simulated account (100000; quick 20000)")
     p.add_argument("--out", type=Path, default=RESULTS, help="where JSON and logs go")
     args = p.parse_args(argv)
     quick = args.quick
@@ -74,6 +77,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     args.latency_seconds = args.latency_seconds or (5.0 if quick else 30.0)
     args.conversations = args.conversations or (100_000 if quick else 1_000_000)
     args.profile_messages = args.profile_messages or (10_000 if quick else 30_000)
+    args.simulate_records = args.simulate_records or (20_000 if quick else 100_000)
     if args.latency_rates:
         args.latency_rates = [float(x) for x in args.latency_rates.split(",") if x.strip()]
     else:
@@ -227,7 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("[matchers] custom phrases 10 / 1,000 / 10,000 and the human-request detector ...",
               flush=True)
         results["matchers"] = core.matcher_scaling(20_000)
-    broker_parts = {"throughput", "latency", "state", "profile"} & set(args.parts)
+    broker_parts = {"throughput", "latency", "state", "profile", "simulate"} & set(args.parts)
     if broker_parts:
         with harness.broker() as (bootstrap, what, pid):
             report["broker"] = what
@@ -235,6 +239,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 harness.ALWAYS_TRACKED.add(pid)
             print(f"broker {bootstrap}: {what}", flush=True)
             asyncio.run(_run_parts(args, report, workdir, bootstrap))
+            if "simulate" in args.parts:
+                print(f"[simulate] handoff simulate over {args.simulate_records:,} records of "
+                      "one account ...", flush=True)
+                try:
+                    results["simulate"] = simulate.run(bootstrap, args.simulate_records)
+                    if not results["simulate"]["same_report"]:
+                        report["errors"].append("simulate: one process and two processes "
+                                                "reported differently")
+                except Exception as exc:
+                    results["simulate"] = {"error": f"{type(exc).__name__}: {exc}"}
+                    report["errors"].append(f"simulate: {type(exc).__name__}: {exc}")
+                    traceback.print_exc()
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"]["load_average_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
     path = args.out / f"bench-{mode}-{stamp}.json"
@@ -361,6 +377,18 @@ def table(report: dict[str, Any]) -> str:
             row("", "worker RSS MiB per 100k convs, rocksdb",
                 _fmt(rec["rocksdb_fresh_rss_mib_per_100k"]),
                 f"on disk {_fmt(rec.get('rocksdb_disk_mib'))} MiB in all", "")
+    sim = r.get("simulate", {})
+    if "simulate" in sim:
+        bare, parse = sim["bare_read"], sim["read_parse"]
+        for key, how in (("simulate", "two processes"), ("simulate_one_process", "one process")):
+            x = sim[key]
+            row("5 preview" if key == "simulate" else "",
+                f"simulate --json s, {x['records']:,} records, {how}", _fmt(x["seconds"]),
+                f"bare read {_fmt(bare['seconds'])} s ({_fmt(bare['records_per_second'])}/s); "
+                f"read + parse {_fmt(parse['seconds'])} s",
+                f"{_fmt(x['records_per_second'])} records/s, CPU {_fmt(x['cpu_seconds'])} s; "
+                f"goal < {x['goal_s']:.0f} s {_verdict(x['met'])}")
+        row("", "  same report both ways", "yes" if sim["same_report"] else "NO", "", "")
     widths = [max(len(x[i]) for x in [*rows, ("part", "figure", "value", "baseline (same run)",
                                                 "vs baseline / goal")]) for i in range(5)]
     head = ("part", "figure", "value", "baseline (same run)", "vs baseline / goal")

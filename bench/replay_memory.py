@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,12 @@ def _envelope(source: str, account: str, offset: int, record: dict[str, Any],
                          **extra, "record": record})
 
 
-def events(n: int, seed: int = 7) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) of n sequenced records, as intake would have forwarded them."""
+def events(n: int, seed: int = 7, weights: list[float] | None = None
+           ) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of n sequenced records, as intake would have forwarded them.
+
+    `weights` (one per account): how often each account gets the next record; even if absent.
+    """
     rng = random.Random(seed)
     i = 0
     for a in range(ACCOUNTS):
@@ -81,7 +85,9 @@ def events(n: int, seed: int = 7) -> Iterator[tuple[bytes, bytes]]:
     version_phrases = [["refund"], ["invoice", "refund"], ["cancel", "faktura"]]
     settings_due = list(range(ACCOUNTS))  # every account saves settings now, again every 20k
     while i < n:
-        acc = f"acct-{rng.randrange(ACCOUNTS)}"
+        # randrange when even: the default log stays the one measured before weights existed.
+        acc = (f"acct-{rng.randrange(ACCOUNTS)}" if weights is None
+               else f"acct-{rng.choices(range(ACCOUNTS), weights)[0]}")
         if i % 20_000 == 0:
             settings_due = list(range(ACCOUNTS))
         if settings_due:
@@ -127,7 +133,9 @@ def events(n: int, seed: int = 7) -> Iterator[tuple[bytes, bytes]]:
         i += 1
 
 
-async def produce(settings: WorkerSettings, n: int) -> float:
+async def produce(settings: WorkerSettings, n: int,
+                  records: Iterable[tuple[bytes, bytes]] | None = None) -> float:
+    """Create the one-partition log and produce `records` (default: `events(n)`) to it."""
     topic = settings.topic(Topic.ACCOUNT_EVENTS)
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
@@ -141,7 +149,7 @@ async def produce(settings: WorkerSettings, n: int) -> float:
     start = time.perf_counter()
     try:
         pending = []
-        for key, value in events(n):
+        for key, value in events(n) if records is None else records:
             pending.append(await producer.send(topic, value=value, key=key, partition=0))
             if len(pending) >= 5_000:
                 await asyncio.gather(*pending)

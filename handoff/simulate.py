@@ -10,17 +10,30 @@ before the range and never changed. Everything before the range only rebuilds st
 runs alike.
 
 The records are streamed; what is kept is two bounded stores (`handoff/spill.py`), the
-counters and one short outcome line per conversation that has a handoff in either run.
+counters and one short outcome line per conversation that has a handoff in either run. Unless
+the cores are busy, the what-if run is decided by a child process over the same planned
+offsets while this process decides the recorded run (the two runs share nothing but the log;
+for 100,000 records a quarter less wait than one pass on a quiet machine, see README);
+otherwise both runs share one pass and each record is parsed once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import inspect
+import logging
+import os
+import pickle
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from handoff.config import WorkerSettings
@@ -32,6 +45,7 @@ from handoff.core.triggers import Matchers
 from handoff.history import (
     LogRange,
     Progress,
+    Span,
     open_consumer,
     parse_event,
     partitions_of,
@@ -41,10 +55,12 @@ from handoff.history import (
 from handoff.replay import decide
 from handoff.spill import SpillStore
 from handoff.triggers.custom import normalize_phrase
-from handoff.triggers.human_request import HumanRequestDetector
+from handoff.triggers.human_request import DATA_DIR, HumanRequestDetector
 from schemas.internal import SequencedChat
 from schemas.settings import DirectRouting, HandoffConfig
 from schemas.topics import Topic, partition_for
+
+log = logging.getLogger(__name__)
 
 
 def load_proposal(path: Path, account: str | None) -> tuple[str, dict[str, Any]]:
@@ -241,83 +257,292 @@ def _classify(recorded: list[str], what_if: list[str]) -> str:
     return "different route"
 
 
+@dataclass
+class Side:
+    """What one of the two runs gives back: its counts and outcome lines per conversation."""
+
+    tally: Tally = field(default_factory=Tally)
+    outcomes: dict[str, list[str]] = field(default_factory=dict)
+    records_in_range: int = 0
+    records_before: int = 0
+    replaced: int | None = None  # what-if: the recorded version in force where the range starts
+    final: AccountSettings | None = None  # recorded: the settings at the end of the range
+    errors: list[str] = field(default_factory=list)  # recorded: the proposal against the end
+
+
+class _Run:
+    """One engine and its bounded store over the account's records: the recorded run
+    (`proposal` None) or the what-if run."""
+
+    def __init__(self, account_id: str, detector: HumanRequestDetector, store: SpillStore,
+                 proposal: HandoffConfig | None) -> None:
+        self.account_id = account_id
+        self.engine = Engine(Matchers(detector))
+        self.base = store
+        self.what_if = WhatIf(store, account_id, proposal) if proposal is not None else None
+        self.store: SpillStore | WhatIf = self.what_if or store
+        self.side = Side()
+
+    def feed(self, event: Any, in_range: bool) -> None:
+        """Decide one of the account's events; count it if it is inside the range."""
+        side = self.side
+        if not in_range:
+            side.records_before += 1
+            decide(self.engine, self.store, event)
+            return
+        side.records_in_range += 1
+        if self.what_if is not None and not self.what_if.active:
+            # Before the range both runs decided alike, so this store's settings are the
+            # recorded ones here.
+            side.replaced = Overlay(self.base).settings(self.account_id).version
+            self.what_if.active = True
+        decision = decide(self.engine, self.store, event)
+        if decision is None or not isinstance(event, SequencedChat):
+            return
+        lines = side.tally.add(decision, Overlay(self.base), self.account_id)
+        if lines:
+            side.outcomes.setdefault(event.record.conversation_id, []).extend(lines)
+
+    def finish(self, raw: dict[str, Any]) -> Side:
+        """The side; the recorded run adds the settings at the end and the proposal's check."""
+        if self.what_if is None:
+            recorded = Overlay(self.base)
+            self.side.final = recorded.settings(self.account_id)
+            _, errors = check_config(raw, recorded.account(self.account_id))
+            self.side.errors = [str(e) for e in errors]
+        return self.side
+
+
+def proposal_in_force(proposal: HandoffConfig) -> HandoffConfig:
+    """The proposal as saving would keep it: phrases that normalise alike kept once."""
+    phrases: dict[str, str] = {}
+    for phrase in proposal.custom_triggers:
+        phrases.setdefault(normalize_phrase(phrase), phrase)
+    return proposal.model_copy(update={"custom_triggers": list(phrases.values())})
+
+
+async def _feed(consumer: AIOKafkaConsumer, source: str, spans: list[Span], account_id: str,
+                runs: list[_Run], progress: Progress) -> None:
+    """One pass over the spans: each of the account's events parsed once, decided by each run."""
+    async for record in read_spans(consumer, source, spans, keys={account_id.encode()},
+                                   progress=progress):
+        event = parse_event(record.value)
+        if event is None or event.account_id != account_id:
+            continue
+        for run in runs:
+            run.feed(event, record.in_range)
+
+
+PARALLEL_ENV = "HANDOFF_SIMULATE_PARALLEL"  # "1": two processes, "0": one; unset: as below
+
+
+def _parallel() -> bool:
+    """Two processes unless the load average fills the cores: each parses the records, so on
+    a busy machine they cost more than one pass (`python -m bench --parts simulate`)."""
+    chosen = os.environ.get(PARALLEL_ENV)
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    cores = len(os.sched_getaffinity(0))
+    # Measured on 2 shared cores: two processes were quicker at load averages 1.4 and 3.0,
+    # one pass at 3.7 to 6.5.
+    return cores >= 2 and os.getloadavg()[0] < cores
+
+
 async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[str, Any],
-                         log_range: LogRange | None = None, progress: bool = False) -> Report:
-    """Decide the account's recorded traffic twice, as recorded and with the proposal."""
+                         log_range: LogRange | None = None, progress: bool = False,
+                         parallel: bool | None = None) -> Report:
+    """Decide the account's recorded traffic twice, as recorded and with the proposal.
+
+    `parallel` (default: unless the cores are busy): the what-if run in a child process, over
+    the same planned offsets, while this one decides the recorded run.
+    """
     log_range = log_range or LogRange()
     proposal = HandoffConfig.model_validate(raw)
-    detector = HumanRequestDetector.load(list(settings.human_request_dirs))
-    # Two engines: each keeps its own compiled phrase matcher, so neither recompiles.
-    recorded_engine, what_if_engine = Engine(Matchers(detector)), Engine(Matchers(detector))
+    in_force = proposal_in_force(proposal)
+    parallel = _parallel() if parallel is None else parallel
+    detector: HumanRequestDetector | None = None
     report = Report(account_id, log_range.describe(), proposal)
-    outcomes: dict[str, tuple[list[str], list[str]]] = {}
     source = settings.topic(Topic.ACCOUNT_EVENTS)
-    key = account_id.encode()
+    recorded = what_if = Side()
     async with open_consumer(settings) as consumer:
-        with SpillStore() as recorded_store, SpillStore() as what_if_base:
-            what_if = WhatIf(what_if_base, account_id, proposal)
-            numbers = await partitions_of(consumer, source)
-            home = partition_for(account_id, len(numbers))
-            for only in ([home], [p for p in numbers if p != home]):
-                spans = await plan(consumer, source, log_range, only)
-                counter = Progress("simulate", sum(s.records for s in spans), enabled=progress)
-                async for record in read_spans(consumer, source, spans, keys={key},
-                                               progress=counter):
-                    event = parse_event(record.value)
-                    if event is None or event.account_id != account_id:
-                        continue
-                    if not record.in_range:
-                        report.records_before += 1
-                        decide(recorded_engine, recorded_store, event)
-                        decide(what_if_engine, what_if, event)
-                        continue
-                    report.records_in_range += 1
-                    if not what_if.active:
-                        _activate(report, what_if, Overlay(recorded_store))
-                    before = decide(recorded_engine, recorded_store, event)
-                    after = decide(what_if_engine, what_if, event)
-                    if not isinstance(event, SequencedChat):
-                        continue
-                    lines_before = (report.recorded.add(before, Overlay(recorded_store),
-                                                        account_id) if before else [])
-                    lines_after = (report.what_if.add(after, Overlay(what_if_base), account_id)
-                                   if after else [])
-                    if lines_before or lines_after:
-                        pair = outcomes.setdefault(event.record.conversation_id, ([], []))
-                        pair[0].extend(lines_before)
-                        pair[1].extend(lines_after)
-                counter.close()
-                if report.records_in_range or report.records_before:
-                    break  # found on its own partition: the others hold other accounts
-            if not (report.records_in_range or report.records_before):
-                raise LookupError(f"account {account_id} has no records on {source}")
-            _finish(report, Overlay(recorded_store), raw)
-    report.changed = [Changed(conv, _classify(a, b), a, b)
-                      for conv, (a, b) in sorted(outcomes.items()) if a != b]
+        numbers = await partitions_of(consumer, source)
+        home = partition_for(account_id, len(numbers))
+        for only in ([home], [p for p in numbers if p != home]):
+            spans = await plan(consumer, source, log_range, only)
+            counter = Progress("simulate", sum(s.records for s in spans), enabled=progress)
+            child = (await _start_child(settings, account_id, in_force, source, spans)
+                     if parallel and any(s.start < s.stop for s in spans) else None)
+            try:
+                # Loaded once the child has started, so that it builds its own meanwhile.
+                detector = detector or load_detector(settings.human_request_dirs)
+                with SpillStore() as recorded_store, SpillStore() as what_if_store:
+                    runs = [_Run(account_id, detector, recorded_store, None)]
+                    if child is None:
+                        runs.append(_Run(account_id, detector, what_if_store, in_force))
+                    await _feed(consumer, source, spans, account_id, runs, counter)
+                    recorded = runs[0].finish(raw)
+                    what_if = runs[1].finish(raw) if child is None else Side()
+                if child is not None:
+                    try:
+                        what_if = await _child_side(child)
+                    except RuntimeError as exc:
+                        # The child could not run (started badly, killed): one more pass here
+                        # gives the same what-if, only later.
+                        log.warning("%s; deciding the what-if run in this process", exc)
+                        with SpillStore() as what_if_store:
+                            again = _Run(account_id, detector, what_if_store, in_force)
+                            await _feed(consumer, source, spans, account_id, [again],
+                                        Progress("what-if", 0, enabled=False))
+                            what_if = again.finish(raw)
+                    child = None
+            finally:
+                if child is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.kill()
+                    await child.wait()
+            counter.close()
+            if recorded.records_in_range or recorded.records_before:
+                break  # found on its own partition: the others hold other accounts
+        if not (recorded.records_in_range or recorded.records_before):
+            raise LookupError(f"account {account_id} has no records on {source}")
+    report.records_in_range, report.records_before = (recorded.records_in_range,
+                                                      recorded.records_before)
+    report.recorded, report.what_if = recorded.tally, what_if.tally
+    if what_if.replaced is not None:
+        report.proposal = in_force
+        report.versions_replaced.append(what_if.replaced)
+    assert recorded.final is not None
+    _finish(report, recorded.final, recorded.errors)
+    report.changed = []
+    for conv in sorted(recorded.outcomes.keys() | what_if.outcomes.keys()):
+        a, b = recorded.outcomes.get(conv, []), what_if.outcomes.get(conv, [])
+        if a != b:
+            report.changed.append(Changed(conv, _classify(a, b), a, b))
     return report
 
 
-def _activate(report: Report, what_if: WhatIf, recorded: Overlay) -> None:
-    """Put the proposal in force (phrases that normalise alike kept once, as on saving)."""
-    phrases: dict[str, str] = {}
-    for phrase in report.proposal.custom_triggers:
-        phrases.setdefault(normalize_phrase(phrase), phrase)
-    report.proposal = what_if.config = report.proposal.model_copy(
-        update={"custom_triggers": list(phrases.values())})
-    report.versions_replaced.append(recorded.settings(report.account_id).version)
-    what_if.active = True
+# -- the what-if run in a child process -------------------------------------------------------
+
+_CHILD = "from handoff.simulate import child_main; child_main()"
 
 
-def _finish(report: Report, recorded: Overlay, raw: dict[str, Any]) -> None:
+async def _start_child(settings: WorkerSettings, account_id: str, proposal: HandoffConfig,
+                       source: str, spans: list[Span]) -> asyncio.subprocess.Process:
+    """Start the what-if run over exactly these spans (planned once, so both runs read the same
+    records however the log grows meanwhile)."""
+    # The child imports the same code as this process, wherever it was started from.
+    here = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CHILD, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": path})
+    assert child.stdin is not None
+    child.stdin.write(pickle.dumps((settings, account_id, proposal, source, spans)))
+    await child.stdin.drain()
+    child.stdin.close()
+    return child
+
+
+async def _child_side(child: asyncio.subprocess.Process) -> Side:
+    out, err = await child.communicate()
+    if child.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError("the what-if run failed: "
+                           + (lines[-1] if lines else f"exit status {child.returncode}"))
+    side = pickle.loads(out)  # our own child's answer, over a pipe only we hold
+    if not isinstance(side, Side):
+        raise RuntimeError("the what-if run answered no result")
+    return side
+
+
+def child_main() -> None:
+    """The child process: the what-if run of `_start_child`'s spans; its Side, pickled, out."""
+    settings, account_id, proposal, source, spans = pickle.loads(sys.stdin.buffer.read())
+    parent = os.getppid()
+
+    async def orphaned() -> None:
+        # A parent killed outright (a preview stopped at its time limit) cannot stop us.
+        while os.getppid() == parent:
+            await asyncio.sleep(1.0)
+        os._exit(1)
+
+    async def run() -> Side:
+        watch = asyncio.get_running_loop().create_task(orphaned())
+        detector = load_detector(settings.human_request_dirs)
+        async with open_consumer(settings) as consumer:
+            await partitions_of(consumer, source)
+            with SpillStore() as store:
+                what_if = _Run(account_id, detector, store, proposal)
+                await _feed(consumer, source, spans, account_id, [what_if],
+                            Progress("what-if", 0, enabled=False))
+                watch.cancel()
+                return what_if.finish({})
+
+    sys.stdout.buffer.write(pickle.dumps(asyncio.run(run())))
+    sys.stdout.buffer.flush()
+
+
+# -- the human-request detector, built once per pattern files and code --------------------
+
+DETECTOR_CACHE_ENV = "HANDOFF_DETECTOR_CACHE_DIR"  # a folder, or "off"
+_KEEP_DETECTORS = 4  # built detectors kept in the folder (worktrees and versions side by side)
+
+
+def load_detector(extra_dirs: list[Path]) -> HumanRequestDetector:
+    """`HumanRequestDetector.load`, read back from the copy pickled the last time it was built
+    from the same pattern files by the same code: building takes seconds, reading a tenth."""
+    folder = _detector_folder()
+    if folder is None:
+        return HumanRequestDetector.load(extra_dirs)
+    path = folder / f"human-request-{_detector_key(extra_dirs)}.pickle"
+    with contextlib.suppress(Exception):  # missing, half-written or stale: build it again
+        with path.open("rb") as file:
+            found = pickle.load(file)  # a file this user's own runs wrote
+        if isinstance(found, HumanRequestDetector):
+            return found
+    detector = HumanRequestDetector.load(extra_dirs)
+    with contextlib.suppress(Exception):  # a copy that cannot be written only costs time
+        folder.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        with part.open("wb") as file:
+            pickle.dump(detector, file, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(part, path)
+        built = sorted(folder.glob("human-request-*.pickle"), key=lambda p: p.stat().st_mtime)
+        for old in built[:-_KEEP_DETECTORS]:
+            old.unlink(missing_ok=True)
+    return detector
+
+
+def _detector_folder() -> Path | None:
+    given = os.environ.get(DETECTOR_CACHE_ENV)
+    if given == "off":
+        return None
+    return Path(given) if given else Path.home() / ".cache" / "handoff" / "detector"
+
+
+def _detector_key(extra_dirs: list[Path]) -> str:
+    """What the built detector depends on: the Python, the detector's code, its data files
+    (shipped, and the operator's patterns by name, as a file's name is its language)."""
+    digest = hashlib.sha256(sys.version.encode())
+    sources = sorted(Path(inspect.getfile(HumanRequestDetector)).parent.glob("*.py"))
+    patterns = sorted(p for p in DATA_DIR.parent.rglob("*") if p.is_file())
+    for folder in extra_dirs:
+        patterns += sorted(Path(folder).glob("*.txt"))
+    for file in (*sources, *patterns):
+        digest.update(f"\0{file.name}\0".encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def _finish(report: Report, current: AccountSettings, errors: list[str]) -> None:
     """Compare with the settings recorded at the end; check against the directory there."""
-    current = recorded.settings(report.account_id)
     if current.version not in report.versions_replaced:
         report.versions_replaced.append(current.version)
     old, new = set(current.config.custom_triggers), set(report.proposal.custom_triggers)
     report.compared_with = current.version
     report.phrases_added = [p for p in report.proposal.custom_triggers if p not in old]
     report.phrases_removed = [p for p in current.config.custom_triggers if p not in new]
-    _, errors = check_config(raw, recorded.account(report.account_id))
     report.warnings += [f"{e} (in the directory at the end of the range; simulated anyway)"
                         for e in errors]
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from handoff.core.state import AccountSettings
-from handoff.core.store import MemoryStore, Table
+from handoff.core.store import MemoryStore, Table, Write
 from handoff.history import ALL, LogRange, parse_offsets, parse_time
 from handoff.replay import decide
 from handoff.simulate import WhatIf
@@ -105,3 +105,33 @@ def test_the_proposal_stays_in_force_over_recorded_config_requests() -> None:
         assert refund is not None and zebra is not None
         assert not refund.emits
         assert zebra.emits[0].topic.value == "handoff.events"
+
+
+class _CountingDb:
+    """Stands in for the spill store's SQLite connection and counts the statements."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql.split()[0])
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_the_bounded_store_asks_its_file_only_for_keys_it_wrote_there() -> None:
+    with SpillStore(cache_entries=2) as spill:
+        counting = _CountingDb(spill._db)
+        spill._db = counting  # type: ignore[assignment]
+        assert spill.get(Table.CONVERSATIONS, "never-written") is None
+        assert counting.statements == []  # a new key: no lookup on disk
+        spill.apply([Write(Table.ROTATIONS, f"r-{i}", i) for i in range(2_100)])
+        assert spill.spilled > 0  # the first ones went to disk
+        assert spill.get(Table.ROTATIONS, "r-0") == 0  # and come back from there
+        assert counting.statements == ["SELECT"]
+        spill.apply([Write(Table.ROTATIONS, "r-1", None)])
+        assert spill.get(Table.ROTATIONS, "r-1") is None  # deleted on disk too
+        assert counting.statements.count("DELETE") == 1

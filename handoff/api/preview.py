@@ -2,7 +2,8 @@
 
 The what-if runs as `handoff simulate --json` in a child process of the worker, so that its
 counts are the command's own, its CPU and memory are not the worker's (the simulation keeps
-two bounded stores, `handoff/spill.py`), and it can be stopped when it takes too long. The
+two bounded stores, `handoff/spill.py`, and decides its two runs in two processes unless the
+cores are busy), and it can be stopped, with its process group, when it takes too long. The
 API waits for it up to `SYNC_WAIT_S`; a longer run is answered 202 with a link to poll, and
 is killed after `MAX_RUN_S`. A worker runs at most `MAX_RUNNING` previews at once and keeps
 finished ones `KEEP_S` seconds for the poll.
@@ -15,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -94,12 +96,14 @@ async def simulate(account_id: str, config: dict[str, Any], start: datetime, end
             "simulate", "--json", "--quiet", "--config", path, "--account", account_id,
             "--from-time", iso(start), "--to-time", iso(end),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=dict(os.environ), limit=MAX_OUTPUT_BYTES)
+            env=dict(os.environ), limit=MAX_OUTPUT_BYTES,
+            # Its own process group: the what-if run's child process is stopped with it.
+            start_new_session=True)
         try:
             out, err = await asyncio.wait_for(process.communicate(), max_run_s)
         except (TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
             raise
         if process.returncode != 0:
