@@ -181,14 +181,14 @@ class Engine:
             process=config.process, handed_off=handed_off, config_version=settings.version,
             occurred_at=at)))
         conv = conv.evolve({"trigger": trigger, "config_version": settings.version,
-                                       "handoff_event_id": handoff_id})
+                            "handoff_event_id": handoff_id})
         if not handed_off:
             return conv  # process "none": recorded, and the customer agent keeps answering
 
         account = store.account(conv.account_id)
         routing = config.routing
         conv = conv.evolve({"handed_off_at": at, "declined": (), "assignments": 0,
-                                       "process": config.process})
+                            "process": config.process})
         choice = _choice(config, conv, at)
         facts = Facts(conv.account_id, conv.channel, conv.inbox_id, conv.language, trigger, at)
         ticket_id: str | None = None
@@ -364,7 +364,7 @@ class Engine:
             "released": f"Re-routed: {who} released it",
         }.get(reason, "Re-routed")
         conv = conv.evolve({"assignee": None, "assigned_at": None, "accepted": False,
-                                       "declined": declined})
+                            "declined": declined})
         self._route_again(store, conv, settings, reason, cause, at, decision, why)
 
     def _route_again(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
@@ -512,7 +512,7 @@ class Engine:
              "pickups": pickups}))
         self._drop_queued(store, decision, conv.account_id, inbox_id, None)
         return conv.evolve({"queued_at": None, "position_told": None,
-                                       "position_told_at": None})
+                            "position_told_at": None})
 
     def _drop_queued(self, store: Overlay, decision: Decision, account_id: str, inbox_id: str,
                      conversation_id: str | None) -> None:
