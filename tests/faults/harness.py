@@ -400,14 +400,18 @@ class Run:
             self.kills_in_transaction += 1
         return left
 
-    async def tail_uncommitted(self, topics: list[Topic], timeout: float = 30.0) -> bool:
+    async def tail_uncommitted(self, topics: list[Topic], timeout: float = 30.0,
+                               names: Sequence[str] = (), partitions: Sequence[int] = ()
+                               ) -> bool:
         """Return as soon as a record not yet committed shows on `topics` (read_uncommitted,
-        from the current end): a task of some worker is between produce and commit."""
+        from the current end): a task of some worker is between produce and commit. `names`:
+        more topics by name; `partitions`: only these (default all)."""
         s = self.dep.settings
         consumer = self._consumer("read_uncommitted")
         await consumer.start()
         try:
-            tps = [TopicPartition(s.topic(t), p) for t in topics for p in range(s.partitions)]
+            tps = [TopicPartition(name, p) for name in [*(s.topic(t) for t in topics), *names]
+                   for p in (partitions or range(s.partitions))]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:

@@ -31,7 +31,9 @@ import pytest
 from aiokafka import TopicPartition
 
 from handoff import localkafka
+from handoff.core.store import Table
 from schemas.topics import Topic
+from streams.state import changelog_topic
 from tests.faults.harness import (
     OUTPUTS,
     READY,
@@ -274,8 +276,14 @@ def test_zombie_stopped_past_session_timeout(broker_state: Path, tmp_path: Path,
         # does not move for a second (a commits every cycle) are held by b's transaction.
         held: dict[TopicPartition, int] = {}
         attempts = 0
+        # Only b's tasks write their partitions of the conversations changelog: wait until
+        # one of those shows a record not yet committed, then stop b at once (a random stop
+        # rarely lands inside one of its short transactions).
+        changelog = changelog_topic(run.dep.settings.group_id, Table.CONVERSATIONS.value)
         while not held and attempts < 30:
             attempts += 1
+            await run.tail_uncommitted([], timeout=5.0, names=[changelog],
+                                       partitions=sorted(set(run.ready_tasks(b))))
             run.signal(b, signal.SIGSTOP)
             await asyncio.sleep(0.5)
             first = await run.open_transactions()
