@@ -37,6 +37,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from bench.harness import broker
 from bench.replay_memory import ACCOUNTS, delete_topic, events, produce
 from handoff.config import WorkerSettings, load_settings
 from handoff.history import consumer_for, parse_event
@@ -178,23 +179,11 @@ def main() -> None:
     parser.add_argument("--compare-with", type=Path, metavar="DIR",
                         help="also time the simulate of the checkout in DIR over the same log")
     args = parser.parse_args()
-    started = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        from handoff import localkafka
-
-        bootstrap = localkafka.status()
-        if bootstrap is None:
-            bootstrap = started = localkafka.start()
+    with broker() as (bootstrap, _, _):
+        # The simulate processes this starts find the broker the same way.
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    try:
         result = run(bootstrap, args.records, args.prefix, args.keep, args.compare_with)
         print(json.dumps({"broker": bootstrap, **result}, indent=2))
-    finally:
-        if started:
-            from handoff import localkafka
-
-            localkafka.stop()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from handoff.core.routing import (
     Choice,
     Facts,
     Routed,
+    label,
     language_code,
     route_direct,
     route_workflow,
@@ -351,10 +352,7 @@ class Engine:
             declined = (*declined, previous.id)
         who = previous.id if previous is not None else "nobody"
         if previous is not None and previous.type == "user":
-            account = store.account(conv.account_id)
-            user = account.users.get(previous.id)
-            who = (f"{user.name} ({previous.id})" if user and user.name
-                   and user.name != previous.id else previous.id)
+            who = label(store.account(conv.account_id), "user", previous.id)
         why = {
             "pickup_timeout": f"Re-routed: {who} did not accept it within "
                               f"{settings.config.pickup_timeout_s} s",

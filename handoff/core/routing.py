@@ -87,7 +87,8 @@ def speaks(account: AccountState, user_id: str, language: str) -> bool:
     return user is not None and any(language_code(x) == language for x in user.languages)
 
 
-def _label(account: AccountState, kind: str, ident: str) -> str:
+def label(account: AccountState, kind: str, ident: str) -> str:
+    """A user or team as rules name them: "Name (id)", or the id when it has no other name."""
     entry = account.users.get(ident) if kind == "user" else account.teams.get(ident)
     name = entry.name if entry is not None else ""
     return f"{name} ({ident})" if name and name != ident else ident
@@ -138,7 +139,7 @@ def _first_available(
         team = account.teams.get(via) if via is not None else None
         reason = agent_unavailable_reason(store.agent(user_id))
         if reason is None and via is not None and (team is None or not team_open(team, at)):
-            reason = f"team {_label(account, 'team', via)} outside business hours"
+            reason = f"team {label(account, 'team', via)} outside business hours"
             if team is None:
                 reason = f"team {via} not in the directory"
         if reason is None and user_id in choice.declined:
@@ -182,7 +183,7 @@ def route_direct(
     choice: Choice = Choice(),
 ) -> Routed:
     """Same users or teams for every issue: live takes the next available, async rotates all."""
-    configured = ", ".join(f"{a.type} {_label(account, a.type, a.id)}" for a in routing.assignees)
+    configured = ", ".join(f"{a.type} {label(account, a.type, a.id)}" for a in routing.assignees)
     if process is Process.LIVE:
         pool = _expand(account, routing.assignees)
         key = f"{facts.account_id}|direct|live"
@@ -194,10 +195,10 @@ def route_direct(
                 why = f"nobody who speaks {language_name(choice.language)} is available"
             return Routed(None, f"Live handoff: {why} among [{configured}]; left unassigned.",
                           "unavailable", notes)
-        through = f" of team {_label(account, 'team', via)}" if via else ""
+        through = f" of team {label(account, 'team', via)}" if via else ""
         how = next(n for n in notes if n.startswith(f"{user_id}: chosen"))
         how = how.removeprefix(f"{user_id}: chosen")
-        rule = (f"Live handoff: {_label(account, 'user', user_id)}{through} is the next available "
+        rule = (f"Live handoff: {label(account, 'user', user_id)}{through} is the next available "
                 f"agent in the rotation over [{configured}]{how}")
         skipped = [n for n in notes if ": chosen" not in n]
         if skipped:
@@ -213,7 +214,7 @@ def route_direct(
     key = f"{facts.account_id}|direct|async"
     index = store.rotation(key) % len(routing.assignees)
     chosen = routing.assignees[index]
-    rule = (f"Asynchronous handoff: {chosen.type} {_label(account, chosen.type, chosen.id)} is next "
+    rule = (f"Asynchronous handoff: {chosen.type} {label(account, chosen.type, chosen.id)} is next "
             f"in the rotation over [{configured}] (presence is not considered for follow-up)")
     return Routed(chosen, rule + ".", message, [f"{chosen.id}: chosen"],
                   {key: (index + 1) % len(routing.assignees)})
@@ -262,7 +263,7 @@ def route_workflow(
                 return Routed(
                     Assignee(type="user", id=user_id),
                     f"{title}, rule {number}: rotates the owner over [{over}]; "
-                    f"{_label(account, 'user', user_id)} is next.",
+                    f"{label(account, 'user', user_id)} is next.",
                     "available", [f"{user_id}: chosen"], {key: (index + 1) % size})
             return Routed(None, f"{title}, rule {number}: every user of the rotation [{over}] "
                           "declined this conversation; the ticket is unassigned.", "unassigned",
@@ -272,20 +273,20 @@ def route_workflow(
                 (u, assign.team) for u in team_members(account, assign.team)]
             found, _, notes, cursor = _first_available(store, account, pool, key, facts.at,
                                                        choice)
-            team = _label(account, "team", assign.team)
+            team = label(account, "team", assign.team)
             if found is None:
                 why = "; ".join(notes) or "the team has no members"
                 return Routed(None, f"{title}, rule {number}: no member of team {team} is "
                               f"available ({why}); the ticket is unassigned.", "unassigned", notes)
             return Routed(Assignee(type="user", id=found),
-                          f"{title}, rule {number}: {_label(account, 'user', found)} is the next "
+                          f"{title}, rule {number}: {label(account, 'user', found)} is the next "
                           f"available member of team {team}.", "available", notes, cursor)
         if assign.user in choice.declined:
             return Routed(None, f"{title}, rule {number}: assigns "
-                          f"{_label(account, 'user', assign.user)}, who declined this "
+                          f"{label(account, 'user', assign.user)}, who declined this "
                           "conversation; the ticket is unassigned.", "unassigned",
                           [f"{assign.user}: declined this conversation"])
         return Routed(Assignee(type="user", id=assign.user),
-                      f"{title}, rule {number}: assigns {_label(account, 'user', assign.user)}.",
+                      f"{title}, rule {number}: assigns {label(account, 'user', assign.user)}.",
                       "available", [f"{assign.user}: chosen"])
     return Routed(None, f"{title}: no rule matched; the ticket is unassigned.", "unassigned")

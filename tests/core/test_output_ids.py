@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from handoff.core.state import ConversationState
+from schemas.common import Channel
 from tests.builders import chat, inbox, seq, user
 from tests.core.harness import Run
 
@@ -45,9 +47,6 @@ def test_config_requests_sequenced_twice_make_no_new_versions() -> None:
 
 
 def test_evolve_copies_a_state_exactly_as_model_copy_does() -> None:
-    from handoff.core.state import ConversationState
-    from schemas.common import Channel
-
     before = ConversationState(conversation_id="c-1", account_id="acme", channel=Channel.CHAT,
                                recent_event_ids=("m-1",))
     update = {"language": "nb", "recent_event_ids": ("m-1", "m-2"), "handoffs": 2}
