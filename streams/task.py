@@ -248,7 +248,10 @@ class Sender:
     may arrive in either order. Chat messages of different conversations may interleave (no
     decision depends on their relative order beyond a round robin's turn), but a record of
     another topic (settings, presence, directory, ...) waits until what went before it to the
-    same partition from another task is appended, so "presence, then the message" stays so.
+    same partition from another task is appended, and every later record from another task
+    waits until it is appended, so "settings, then the message" stays so. The barrier is the
+    latest such record, not the latest send: a chat its own task sends after it does not lift
+    it for the other tasks (a retried produce once put settings behind 13 later chats).
     """
 
     def __init__(self, topic: str, partitions: int, parsed: Parsed | None = None,
@@ -258,7 +261,10 @@ class Sender:
         # Events for the decision step, kept only for the log partitions this worker decides.
         self.parsed = parsed
         self.local = local
-        self._last: dict[int, tuple[int, bool, Any]] = {}  # partition -> (task, control, future)
+        # partition -> task -> its latest send there; partition -> (task, future) of the
+        # latest record of another topic than chat messages sent there.
+        self._last: dict[int, dict[int, Any]] = {}
+        self._barrier: dict[int, tuple[int, Any]] = {}
         # account -> log partition: the partitioner is murmur2 in Python (2 % of the worker's
         # samples), and a worker sees the same accounts over and over.
         self._partition_of: dict[str, int] = {}
@@ -275,14 +281,28 @@ class Sender:
                                                                        self.partitions)
         if event is not None and self.parsed is not None and partition in self.local:
             self.parsed.put(value, event)
-        last = self._last.get(partition)
-        if last is not None and last[0] != task.partition and (control or last[1]):
-            # Should that send fail, its task's transaction fails on its own; order is moot.
-            with contextlib.suppress(Exception):
-                await last[2]
+        me = task.partition
+        sends = self._last.get(partition)
+        if sends is None:
+            sends = self._last[partition] = {}
+        # A send from the same task needs no wait: one producer appends in the order sent.
+        # Should a send waited for fail, its task's transaction fails on its own; order is moot.
+        if control:
+            for other, earlier in sends.items():
+                if other != me:
+                    with contextlib.suppress(Exception):
+                        await earlier
+        else:
+            barrier = self._barrier.get(partition)
+            if barrier is not None and barrier[0] != me:
+                with contextlib.suppress(Exception):
+                    await barrier[1]
         future = await task.send(self.topic, account_id.encode(), value, partition=partition)
-        self._last[partition] = (task.partition, control, future)
+        sends[me] = future
+        if control:
+            self._barrier[partition] = (me, future)
 
     def reset(self) -> None:
-        """Forget the previous cycle's sends."""
+        """Forget the previous cycle's sends (its transactions are committed)."""
         self._last.clear()
+        self._barrier.clear()

@@ -208,6 +208,39 @@ async def test_a_record_of_another_topic_waits_for_what_another_task_sent_before
                      "send b'acme'"]
 
 
+async def test_chats_of_other_tasks_wait_for_a_settings_record_after_its_own_tasks_chat(
+        ) -> None:
+    """The barrier is the settings record, not the latest send: task 0's chat after it does
+    not let task 1's chat overtake it (a retried produce once appended it 13 chats late)."""
+    first, _, _ = a_task(0)
+    second, _, _ = a_task(1)
+    sender = Sender("p.handoff.account-events", 4)
+    order: list[str] = []
+
+    def sender_of(name: str) -> Any:
+        async def send(*args: Any, **kwargs: Any) -> Any:
+            order.append(f"{name} sends")
+
+            class Delivery:
+                def __await__(self) -> Any:
+                    order.append(f"waited for {name}")
+                    return asyncio.sleep(0).__await__()
+            return Delivery()
+        return send
+
+    first.send = sender_of("task 0")  # type: ignore[method-assign]
+    second.send = sender_of("task 1")  # type: ignore[method-assign]
+    await sender.forward(first, "acme", b"{}", control=True)  # the settings request
+    await sender.forward(first, "acme", b"{}", control=False)  # a chat of task 0
+    await sender.forward(second, "acme", b"{}", control=False)  # a chat of task 1
+    await sender.forward(second, "acme", b"{}", control=False)  # another: waits again (done)
+    assert order[:4] == ["task 0 sends", "task 0 sends", "waited for task 0", "task 1 sends"]
+    sender.reset()
+    order.clear()
+    await sender.forward(second, "acme", b"{}", control=False)  # next cycle: committed
+    assert order == ["task 1 sends"]
+
+
 @pytest.mark.parametrize("held", [True, False])
 async def test_intake_leaves_the_parsed_event_for_a_log_partition_this_worker_decides(
         held: bool) -> None:
