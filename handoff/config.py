@@ -76,6 +76,11 @@ class WorkerSettings(BaseSettings):
     producer_retry_backoff_ms: int = Field(
         5, ge=1, le=10_000,
         description="how long the transactional producers wait before retrying a request")
+    transaction_retry_ms: int = Field(
+        2, ge=1, le=1_000,
+        description="how soon the transactional producers ask again to add a partition while "
+                    "the broker still writes the previous transaction's markers (aiokafka "
+                    "waits 20 ms, which back-to-back cycles met on almost every transaction)")
     gc_threshold: int = Field(
         50_000, ge=0, le=10_000_000,
         description="allocations between the worker's young-generation garbage collections "

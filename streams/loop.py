@@ -26,6 +26,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
+from aiokafka.producer import sender as aiokafka_sender
 from mode import Service
 
 from handoff.config import WorkerSettings
@@ -56,6 +57,21 @@ def tune_gc(threshold: int) -> None:
     """
     if threshold > 0:
         gc.set_threshold(threshold, 20, 100)
+
+
+def tune_transaction_retry(ms: int) -> None:
+    """Retry AddPartitionsToTxn after `ms` when the previous transaction is still completing.
+
+    The broker answers CONCURRENT_TRANSACTIONS until it has written the last transaction's
+    markers, a few milliseconds; aiokafka then waits a fixed 20 ms (its `BACKOFF_OVERRIDE`,
+    after KAFKA-5477), and a cycle that begins right after the previous commit, as every
+    busy cycle does, pays it in full. The constant is module state: every producer of the
+    worker process shares it, which is what the worker wants.
+    """
+    if hasattr(aiokafka_sender, "BACKOFF_OVERRIDE"):
+        aiokafka_sender.BACKOFF_OVERRIDE = ms / 1000
+    else:  # a later aiokafka: nothing to tune, or renamed (the pin says which version)
+        log.warning("aiokafka has no BACKOFF_OVERRIDE; HANDOFF_TRANSACTION_RETRY_MS ignored")
 
 
 def transactional_id(group_id: str, partition: int) -> str:
@@ -106,6 +122,7 @@ class ProcessingLoop(Service):
     async def on_start(self) -> None:
         s = self.settings
         tune_gc(s.gc_threshold)
+        tune_transaction_retry(s.transaction_retry_ms)
         session_ms = int(s.session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
             **client_kwargs(s), group_id=s.group_id, isolation_level="read_committed",
