@@ -479,12 +479,12 @@ class ProcessingLoop(Service):
     def conversations(self) -> Iterator[tuple[str, object]]:
         """Every conversation state on this worker's tasks."""
         for task in list(self.tasks.values()):
-            yield from task.stores[Table.CONVERSATIONS.value].items()
+            yield from task.stores[Table.CONVERSATIONS.value].scan()
 
     def queues(self) -> Iterator[tuple[str, object]]:
         """Every destination queue on this worker's tasks."""
         for task in list(self.tasks.values()):
-            yield from task.stores[Table.QUEUES.value].items()
+            yield from task.stores[Table.QUEUES.value].scan()
 
     def lag(self) -> Iterator[tuple[str, int, int]]:
         """(contract topic, partition, records behind the high watermark) per task input."""

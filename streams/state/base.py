@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,8 +96,19 @@ class Store(Protocol):
         """
         ...
 
+    def write_encoded(self, changes: Mapping[str, bytes | None], next_offset: int | None
+                      ) -> None:
+        """Apply committed changelog records as they are (None deletes), as a restore does;
+        each value is decoded when first read, and one that cannot be is skipped then."""
+        ...
+
     def items(self) -> Iterator[tuple[str, object]]:
         """Every key and decoded value, in no promised order."""
+        ...
+
+    def scan(self) -> Iterator[tuple[str, object]]:
+        """Every key and its value without decoding what was restored: the model if the store
+        holds it decoded, else its JSON as plain data (for scans reading a field or two)."""
         ...
 
     def __len__(self) -> int:
@@ -112,6 +126,18 @@ class Store(Protocol):
     def drop(self) -> None:
         """Delete the local data and resume offset; the store stays open and empty."""
         ...
+
+
+def decode_restored(codec: Codec, name: str, partition: int, key: str, raw: bytes
+                    ) -> object | None:
+    """Decode a restored value on its first read; an undecodable one is skipped (None), as if
+    its changelog record had never been written, so one bad record cannot stop a task."""
+    try:
+        return codec.decode(raw)
+    except Exception as exc:
+        log.warning("skipping undecodable restored value %s[%d] key %r: %s", name, partition,
+                    key, exc)
+        return None
 
 
 def changelog_topic(group_id: str, store_name: str) -> str:

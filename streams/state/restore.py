@@ -78,31 +78,22 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, St
 
 def _apply(store: Store, tp: TopicPartition, records: Sequence[ConsumerRecord],
            next_offset: int) -> int:
-    """Write one chunk to the store, decoding each value once; returns the records applied."""
-    decode = store.codec.decode
-    changes: dict[str, object | None] = {}
-    # The record's bytes are the encoded value: RocksDB keeps them instead of encoding again.
-    encoded: dict[str, bytes] = {}
+    """Write one chunk to the store as bytes (decoded when read); returns the records applied."""
+    changes: dict[str, bytes | None] = {}
     count = 0
     for record in records:
         raw_key: bytes | None = record.key
-        raw_value: bytes | None = record.value
         try:
             if raw_key is None:
                 raise ValueError("record has no key")
             key = raw_key.decode()
-            if raw_value is None:
-                changes[key] = None
-                encoded.pop(key, None)
-            else:
-                changes[key] = decode(raw_value)
-                encoded[key] = raw_value
-        except Exception as exc:
-            # One bad record must not keep the worker from starting; its key keeps the
-            # value it had before (or none), as if the record were never written.
-            log.warning("skipping undecodable changelog record %s[%d]@%d: %s",
+        except ValueError as exc:
+            # One bad record must not keep the worker from starting: skip it, as if it were
+            # never written (a value that cannot be decoded is skipped when first read).
+            log.warning("skipping changelog record %s[%d]@%d: %s",
                         tp.topic, tp.partition, record.offset, exc)
             continue
+        changes[key] = record.value
         count += 1
-    store.write(changes, next_offset, encoded)
+    store.write_encoded(changes, next_offset)
     return count

@@ -8,7 +8,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from streams.state.base import Codec
+import orjson
+
+from streams.state.base import Codec, decode_restored
 
 if TYPE_CHECKING:
     from rocksdict import ColumnFamily, Options, Rdict
@@ -78,7 +80,9 @@ class RocksDBStore:
         raw = self._rdict.get(key.encode())
         if raw is None:
             return None
-        value = self.codec.decode(raw)
+        value = decode_restored(self.codec, self.name, self.partition, key, raw)
+        if value is None:
+            return None
         cache[key] = value
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
@@ -118,8 +122,38 @@ class RocksDBStore:
         if next_offset is not None:
             self._next_offset = next_offset
 
+    def write_encoded(self, changes: Mapping[str, bytes | None], next_offset: int | None
+                      ) -> None:
+        """Apply restored changelog records as they are, with the resume offset, atomically."""
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        for key, value in changes.items():
+            if value is None:
+                batch.delete(key.encode())
+            else:
+                batch.put(key.encode(), value)
+        if next_offset is not None:
+            batch.put(NEXT_OFFSET_KEY, next_offset.to_bytes(8, "big"), self._meta)
+        if not batch.is_empty():
+            self._rdict.write(batch)
+        for key in changes:
+            self._cache.pop(key, None)
+        if next_offset is not None:
+            self._next_offset = next_offset
+
     def items(self) -> Iterator[tuple[str, object]]:
-        """Every entry, in key order; writes made while iterating may or may not be seen."""
+        """Every entry decoded, in key order; writes made while iterating may or may not be
+        seen; an undecodable value is skipped."""
+        for key, value in self._entries(decode=True):
+            if value is not None:
+                yield key, value
+
+    def scan(self) -> Iterator[tuple[str, object]]:
+        """Every entry: cached ones decoded, the others as plain JSON data."""
+        return self._entries(decode=False)
+
+    def _entries(self, decode: bool) -> Iterator[tuple[str, object]]:
         start: bytes | None = None
         while True:
             chunk: list[tuple[bytes, bytes]] = []
@@ -135,7 +169,16 @@ class RocksDBStore:
             for raw_key, raw_value in chunk:
                 key = raw_key.decode()
                 cached = self._cache.get(key)
-                yield key, cached if cached is not None else self.codec.decode(raw_value)
+                if cached is not None:
+                    yield key, cached
+                elif decode:
+                    yield key, decode_restored(self.codec, self.name, self.partition, key,
+                                               raw_value)
+                else:
+                    try:
+                        yield key, orjson.loads(raw_value)
+                    except orjson.JSONDecodeError:
+                        continue
             if len(chunk) < _ITEMS_CHUNK:
                 return
             start = chunk[-1][0]

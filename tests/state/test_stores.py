@@ -152,6 +152,28 @@ def test_items_gives_decoded_values(opener: Opener) -> None:
         ("c-1", 1), ("c-2", 2)]
 
 
+def test_restored_bytes_are_decoded_on_first_read_and_writes_replace_them(
+        opener: Opener) -> None:
+    counting = Counting(model_codec(Conversation))
+    store = opener(counting.codec)
+    store.write_encoded({"c-1": model_codec(Conversation).encode(conv("c-1", 1)),
+                         "c-2": model_codec(Conversation).encode(conv("c-2", 2)),
+                         "c-3": b"{not json"}, 5)
+    assert (counting.decodes, store.restore_from()) == (0, 5)
+    scanned = dict(store.scan())
+    assert sorted(scanned) == ["c-1", "c-2"] and scanned["c-2"]["turns"] == 2  # plain data
+    assert counting.decodes == 0
+    first = store.get("c-1")
+    assert isinstance(first, Conversation) and first.turns == 1 and store.get("c-1") is first
+    assert counting.decodes == 1
+    newer = conv("c-2", 3)
+    store.write({"c-2": newer}, 6)  # a committed write wins over the restored bytes
+    assert store.get("c-2") == newer
+    assert store.get("c-3") is None  # undecodable: skipped
+    store.write_encoded({"c-1": None}, 7)
+    assert store.get("c-1") is None
+
+
 def test_drop_clears_data_and_resume_offset_and_the_store_stays_usable(opener: Opener) -> None:
     store = opener(json_codec())
     store.write({"a": 1, "b": 2}, 7)
