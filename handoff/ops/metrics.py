@@ -141,6 +141,9 @@ class Metrics:
         for outcome in ("accepted", "refused"):
             self.config_changes.labels(outcome)
 
+        # The decision timer per source: `labels()` takes a lock and builds a key per call,
+        # and it ran once per decision.
+        self._decision_timers: dict[str, Histogram] = {}
         # Visitors waiting per destination queue (`account|inbox` -> count) on this worker.
         self._queued: dict[str, int] = {}
         # Conversations handed off and still open on this worker's partitions: id -> view.
@@ -154,7 +157,7 @@ class Metrics:
 
     def observe_decision(self, event: AccountEvent, decision: Decision, seconds: float) -> None:
         """Count what one decision published; `seconds`: the time it took to decide and send."""
-        now = time.time()
+        now = time.time() if decision.emits else 0.0
         for emit in decision.emits:
             value = emit.value
             if isinstance(value, HandoffEvent):
@@ -183,7 +186,11 @@ class Metrics:
                     self._open[write.key] = view
                 else:
                     self._open.pop(write.key, None)
-        self.decision_seconds.labels(event.source).observe(seconds)
+        timer = self._decision_timers.get(event.source)
+        if timer is None:
+            timer = self._decision_timers[event.source] = self.decision_seconds.labels(
+                event.source)
+        timer.observe(seconds)
         log_decision(event, decision, seconds)
 
     def observe_dead_letter(self, source_topic: str, error: str) -> None:
