@@ -73,6 +73,12 @@ class WorkerSettings(BaseSettings):
     producer_linger_ms: int = Field(
         2, ge=0, le=1_000,
         description="how long the transactional producers wait to fill a request")
+    producer_batch_bytes: int = Field(
+        524_288, ge=16_384, le=1_000_000,
+        description="largest batch the transactional producers send to one partition: "
+                    "aiokafka keeps one batch per partition in flight, and a send to a full "
+                    "one waits for a round trip (its default is 16 KiB, a few dozen records "
+                    "of a cycle's thousands); below the broker's message.max.bytes (1 MiB)")
     producer_retry_backoff_ms: int = Field(
         5, ge=1, le=10_000,
         description="how long the transactional producers wait before retrying a request")

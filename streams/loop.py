@@ -377,7 +377,7 @@ class ProcessingLoop(Service):
         producer = AIOKafkaProducer(
             **client_kwargs(s), transactional_id=transactional_id(s.group_id, p),
             enable_idempotence=True, acks="all", linger_ms=s.producer_linger_ms,
-            max_request_size=2 * 1024 * 1024,
+            max_request_size=2 * 1024 * 1024, max_batch_size=s.producer_batch_bytes,
             # Kafka 4 answers a transactional produce NOT_ENOUGH_REPLICAS while it verifies
             # the partition joined the transaction; aiokafka's 100 ms default backoff then
             # puts 100 ms on the message's latency for a check that takes a millisecond.
