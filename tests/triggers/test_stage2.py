@@ -58,17 +58,36 @@ def test_dump_and_load_keep_the_model(tmp_path: Path) -> None:
 
 def test_the_stage_rescues_what_the_patterns_miss(detector: HumanRequestDetector) -> None:
     toy = detector.with_stage2(_toy({" zorblat ": 5.0}))
-    match = toy.detect_text("please, zorblat")
+    match = toy.detect_text("zorblat, zorblat")
     assert match is not None
+    # No word of it is in a phrase file: the language is undetermined.
     assert (match.language, match.source, match.phrase) == (STAGE2_LANGUAGE, STAGE2_SOURCE,
-                                                            "please zorblat")
+                                                            "zorblat zorblat")
     assert toy.detect_text("nothing here") is None
     long = toy.detect_text("zorblat " + "and more " * MAX_CHARS)
     assert long is not None and len(long.phrase) < MAX_CHARS  # the part the model read
     # A pattern match wins: the stage is not asked.
     rules = toy.detect_text("I want to talk to a human, zorblat")
     assert rules is not None and rules.language == "en"
-    assert detector.with_stage2(None).detect_text("please, zorblat") is None
+    assert detector.with_stage2(None).detect_text("zorblat, zorblat") is None
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("zorblat jeres medarbejder", "da"),
+    ("zorblat eg rådgjevar dykkar", "nn"),
+    ("zorblat jag människa", "sv"),
+    ("zorblat ich Mitarbeiterin sie", "de"),
+    ("zorblat je conseiller", "fr"),
+    ("zorblat could you the", "en"),
+])
+def test_a_rescued_message_reports_the_language_its_words_point_to(
+    detector: HumanRequestDetector, text: str, language: str
+) -> None:
+    # Language routing reads the match's language; a rescue has no pattern to name one.
+    assert detector.with_stage2(None).detect_text(text) is None
+    match = detector.with_stage2(_toy({" zorblat ": 9.0})).detect_text(text)
+    assert match is not None and match.source == STAGE2_SOURCE
+    assert (match.language, match.languages[0]) == (language, language)
 
 
 def test_vetoes_and_near_words_keep_the_stage_out(detector: HumanRequestDetector) -> None:
