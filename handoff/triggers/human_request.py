@@ -291,7 +291,7 @@ class HumanRequestDetector:
         return self._detect(normalized_text, correct=True)
 
     def guess_language(self, normalized_text: str) -> tuple[str, ...]:
-        """The languages whose phrase files best account for the message's words, tied best first.
+        """The languages whose phrase files best account for the message's words (ties in load order).
 
         A word counts for each language by the share of its phrase-file uses in that language,
         so "medarbejder" counts wholly for Danish and "med" is split; ties keep load order.

@@ -161,6 +161,22 @@ def test_heldout_csv_is_built_from_its_sentence_files() -> None:
     assert _heldout_rows() == module.rows(), "run tests/triggers/heldout/make_heldout.py"
 
 
+def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
+    check = HELDOUT.parent / "check"
+    spec = importlib.util.spec_from_file_location("make_check", check / "make_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(check / "check.csv", encoding="utf-8", newline="") as handle:
+        on_disk = [tuple(row) for row in csv.reader(handle)][1:]
+    assert on_disk == module.rows(), "run tests/triggers/check/make_check.py"
+    assert {row[2] for row in on_disk} == set(ALL_LANGUAGES)
+    # Scored once and reported (its README), so it is seen data and the trainer keeps it.
+    assert check / "check.csv" == train_stage2.CHECK
+    rows = [Row(*row) for row in on_disk]
+    assert len(train_stage2.training_rows(rows)) == len(rows)
+
+
 def test_heldout_set_covers_every_language() -> None:
     rows = _heldout_rows()
     for lang in ALL_LANGUAGES:
