@@ -56,8 +56,9 @@ class HumanRequestMatch:
     languages: tuple[str, ...] = ()  # every language with a pattern for this span
 
 
-# What a second-stage match reports: the model reads no language, and its span is the
-# whole message (up to `MAX_CHARS`).
+# What a second-stage match reports when no word of the message is in any phrase file (the
+# model reads no language; see `HumanRequestDetector.guess_language`); its span is the whole
+# message (up to `MAX_CHARS`).
 STAGE2_LANGUAGE = "und"
 STAGE2_SOURCE = "stage2"
 
@@ -128,7 +129,7 @@ class _KeyInfo:
 class HumanRequestDetector:
     """Matches normalised messages against expanded human-request patterns."""
 
-    __slots__ = ("_automaton", "_margin", "languages", "rules", "stage2")
+    __slots__ = ("_automaton", "_margin", "_word_languages", "languages", "rules", "stage2")
 
     def __init__(self, lines: Iterable[tuple[str, PatternLine]],
                  stage2: Stage2Model | None = None) -> None:
@@ -146,6 +147,8 @@ class HumanRequestDetector:
         glue_words: list[str] = []
         not_typos: set[str] = set()
         vocabulary: set[str] = set()
+        # word -> {language: how many expanded phrases of that language's files use it}
+        word_languages: dict[str, dict[str, int]] = {}
         for language, line in lines:
             if line.kind is PatternKind.NOT_TYPOS:
                 not_typos.update(line.pieces[0])
@@ -171,7 +174,10 @@ class HumanRequestDetector:
                     for phrase in piece:
                         continues.setdefault(f" {phrase} ", []).append(role)
                 for phrase in piece:
-                    vocabulary.update(phrase.split(" "))
+                    for word in phrase.split(" "):
+                        vocabulary.add(word)
+                        counts = word_languages.setdefault(word, {})
+                        counts[language] = counts.get(language, 0) + 1
         # A variant that is itself a pattern word ("agent" is a variant of
         # "agents") keeps its own meaning, so it is never "corrected".
         # "~!" words are real words one typo away from a "~" word ("humane").
@@ -190,6 +196,12 @@ class HumanRequestDetector:
                     corrections.setdefault(joined, f"{head} {word}")
         self.languages: tuple[str, ...] = tuple(languages)
         self.rules: tuple[_Rule, ...] = tuple(rules)
+        # Files borrow each other's words ("stil mig om til" is Danish in the bokmål file), so
+        # a word counts for each language by its share of the phrases using it.
+        self._word_languages: dict[str, tuple[tuple[str, float], ...]] = {}
+        for word, counts in word_languages.items():
+            total = sum(counts.values())
+            self._word_languages[word] = tuple((lang, n / total) for lang, n in counts.items())
         # Keys of one piece share role collections; interning them keeps tens
         # of thousands of keys from each holding a copy.
         shared_starts: dict[tuple[_Role, ...], tuple[_Role, ...]] = {}
@@ -245,6 +257,7 @@ class HumanRequestDetector:
         """The same patterns with another second stage (None: patterns only); shares the automaton."""
         other = object.__new__(HumanRequestDetector)
         other._automaton = self._automaton
+        other._word_languages = self._word_languages
         other.languages = self.languages
         other.rules = self.rules
         other.stage2 = stage2
@@ -277,6 +290,25 @@ class HumanRequestDetector:
         """
         return self._detect(normalized_text, correct=True)
 
+    def guess_language(self, normalized_text: str) -> tuple[str, ...]:
+        """The languages whose phrase files best account for the message's words (ties in load order).
+
+        A word counts for each language by the share of its phrase-file uses in that language,
+        so "medarbejder" counts wholly for Danish and "med" is split; ties keep load order.
+        Empty when no word is in any file.
+        """
+        scores: dict[str, float] = {}
+        for word in normalized_text[:MAX_CHARS].split():
+            where = self._word_languages.get(word)
+            if where:
+                for language, share in where:
+                    scores[language] = scores.get(language, 0.0) + share
+        if not scores:
+            return ()
+        best = max(scores.values())
+        # Within a small tolerance, so float sums that are equal in principle tie.
+        return tuple(lang for lang, score in scores.items() if score >= best - 1e-9)
+
     def _rescue(self, text: str) -> HumanRequestMatch | None:
         stage2 = self.stage2
         assert stage2 is not None
@@ -285,9 +317,12 @@ class HumanRequestDetector:
             return None
         # The part the model read: a long message is scored on its opening only.
         phrase = text[:MAX_CHARS].strip()
+        # Only a rescued message pays for the guess; routing by language reads it.
+        languages = self.guess_language(text)
         return HumanRequestMatch(
-            STAGE2_LANGUAGE, phrase, f"stage2 score {score:.2f} >= {self._margin:.2f}",
-            STAGE2_SOURCE, 1, 1 + len(phrase),
+            languages[0] if languages else STAGE2_LANGUAGE, phrase,
+            f"stage2 score {score:.2f} >= {self._margin:.2f}", STAGE2_SOURCE, 1,
+            1 + len(phrase), languages,
         )
 
     def _detect(self, text: str, correct: bool) -> tuple[HumanRequestMatch | None, bool]:

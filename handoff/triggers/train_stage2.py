@@ -9,11 +9,14 @@ the worker does not.  Inputs, all labelled ``text,label,lang[,source]``:
   are noisy (its "human" intent holds complaints and deposit questions; see that folder's
   README);
 * the sentences written for this project (``tests/triggers/data/handwritten.csv``) and the
-  ones written for this stage (``tests/triggers/stage2_train/<lang>.txt``).
+  ones written for this stage (``tests/triggers/stage2_train/<lang>.txt``);
+* the first held-out set (``tests/triggers/heldout/``, source ``heldout-2026-12-01``) and the
+  check set of 2026-12-02 (``tests/triggers/check/``): each scored once and reported, so they
+  are seen data now and train like the others.
 
-Never ``tests/triggers/heldout/``: that set measures the result (`training_rows` drops any
-``heldout`` source, and a test checks the inputs).  Human rows are positives; borderline
-rows (are you a bot, opening hours, contact details) and other rows are negatives.
+Never a later held-out set: `training_rows` drops every other ``heldout`` source, whoever
+passes it in, and a test checks the inputs.  Human rows are positives; borderline rows (are
+you a bot, opening hours, contact details) and other rows are negatives.
 
 Logistic regression on feature counts (liblinear, fixed seed, so the same inputs write the
 same file).  The threshold is chosen on out-of-fold probabilities of the rows the patterns
@@ -42,6 +45,10 @@ REPO = Path(__file__).resolve().parents[2]
 DEV_CSV = REPO.parent / "shared" / "data" / "human-request" / "dev.csv"
 HANDWRITTEN = REPO / "tests" / "triggers" / "data" / "handwritten.csv"
 STAGE2_SENTENCES = REPO / "tests" / "triggers" / "stage2_train"
+SEEN_HELDOUT = REPO / "tests" / "triggers" / "heldout" / "heldout.csv"
+# The one held-out source that may train (see the module docstring).
+SEEN_HELDOUT_SOURCE = "heldout-2026-12-01"
+CHECK = REPO / "tests" / "triggers" / "check" / "check.csv"
 
 SEED = 14
 # Inverse L2 strength: 0.25 to 4 rescued 38-42 of 61 out of fold at the same false positives
@@ -53,10 +60,10 @@ TARGET_FPR = 0.001  # out-of-fold, on the negatives the stage sees
 # people in passing, bookings), a few hundred against the public sets' tens of thousands,
 # and what the per-language goal is measured on.
 TARGET_HARD_FPR = 0.0025
-_HARD_PREFIXES = ("handwritten", "stage2")
+_HARD_PREFIXES = ("handwritten", "stage2", SEEN_HELDOUT_SOURCE, "check")
 MIN_WEIGHT = 0.02  # smaller weights are left out of the file to keep it small
 _LABELS = {"H": "human", "B": "borderline", "O": "other"}
-# Sources never trained on: noisy labels, and the evaluation set.
+# Sources never trained on: noisy labels, and every held-out set not yet scored and reported.
 _EXCLUDED_GROUPS = ("hellohaptik/HINT3",)
 _EXCLUDED_PREFIX = "heldout"
 
@@ -74,8 +81,11 @@ def read_sentence_files(directory: Path = STAGE2_SENTENCES) -> list[Row]:
 
 
 def default_rows(dev: Path = DEV_CSV) -> list[Row]:
-    """Every input row before `training_rows` filters them: dev set, hand-written, stage 2's own."""
-    return [*read_rows(dev), *read_rows(HANDWRITTEN), *read_sentence_files()]
+    """Every input row before `training_rows` filters them: dev set, hand-written, stage 2's
+    own, the first held-out set and the check set."""
+    seen = [row for row in read_rows(SEEN_HELDOUT) if row.source == SEEN_HELDOUT_SOURCE]
+    return [*read_rows(dev), *read_rows(HANDWRITTEN), *read_sentence_files(), *seen,
+            *read_rows(CHECK)]
 
 
 def as_rows(rows: Iterable[RowLike]) -> list[Row]:
@@ -84,11 +94,12 @@ def as_rows(rows: Iterable[RowLike]) -> list[Row]:
 
 
 def training_rows(rows: Iterable[Row]) -> list[Row]:
-    """The rows a model may learn from: no HINT3, nothing from a held-out set."""
+    """The rows a model may learn from: no HINT3, no held-out set but the one already scored."""
     out: list[Row] = []
     for row in rows:
         group = source_group(row.source)
-        if group in _EXCLUDED_GROUPS or group.startswith(_EXCLUDED_PREFIX):
+        if group in _EXCLUDED_GROUPS or (group.startswith(_EXCLUDED_PREFIX)
+                                         and group != SEEN_HELDOUT_SOURCE):
             continue
         out.append(row)
     return out

@@ -61,17 +61,36 @@ def test_dump_and_load_keep_the_model(tmp_path: Path) -> None:
 
 def test_the_stage_rescues_what_the_patterns_miss(detector: HumanRequestDetector) -> None:
     toy = detector.with_stage2(_toy({" zorblat ": 5.0}))
-    match = toy.detect_text("please, zorblat")
+    match = toy.detect_text("zorblat, zorblat")
     assert match is not None
+    # No word of it is in a phrase file: the language is undetermined.
     assert (match.language, match.source, match.phrase) == (STAGE2_LANGUAGE, STAGE2_SOURCE,
-                                                            "please zorblat")
+                                                            "zorblat zorblat")
     assert toy.detect_text("nothing here") is None
     long = toy.detect_text("zorblat " + "and more " * MAX_CHARS)
     assert long is not None and len(long.phrase) < MAX_CHARS  # the part the model read
     # A pattern match wins: the stage is not asked.
     rules = toy.detect_text("I want to talk to a human, zorblat")
     assert rules is not None and rules.language == "en"
-    assert detector.with_stage2(None).detect_text("please, zorblat") is None
+    assert detector.with_stage2(None).detect_text("zorblat, zorblat") is None
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("zorblat jeres medarbejder", "da"),
+    ("zorblat eg rådgjevar dykkar", "nn"),
+    ("zorblat jag människa", "sv"),
+    ("zorblat ich Mitarbeiterin sie", "de"),
+    ("zorblat je conseiller", "fr"),
+    ("zorblat could you the", "en"),
+])
+def test_a_rescued_message_reports_the_language_its_words_point_to(
+    detector: HumanRequestDetector, text: str, language: str
+) -> None:
+    # Language routing reads the match's language; a rescue has no pattern to name one.
+    assert detector.with_stage2(None).detect_text(text) is None
+    match = detector.with_stage2(_toy({" zorblat ": 9.0})).detect_text(text)
+    assert match is not None and match.source == STAGE2_SOURCE
+    assert (match.language, match.languages[0]) == (language, language)
 
 
 def test_vetoes_and_near_words_keep_the_stage_out(detector: HumanRequestDetector) -> None:
@@ -94,29 +113,32 @@ def test_shipped_model_is_loaded_small_and_rescues_a_typo(detector: HumanRequest
     assert match is not None and match.source == STAGE2_SOURCE
 
 
-def test_training_rows_leave_out_hint3_and_every_held_out_set() -> None:
+def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None:
     rows = [Row("a", "human", "en", "github:hellohaptik/HINT3@1:x.csv"),
             Row("b", "other", "en", "heldout-2026-12-01"),
             Row("e", "human", "en", "heldout2-2026-12-02"),
             Row("c", "other", "en", "handwritten-fresh"),
-            Row("d", "human", "en", "stage2-train")]
-    assert [row.text for row in train_stage2.training_rows(rows)] == ["c", "d"]
+            Row("d", "human", "en", "stage2-train"),
+            Row("e", "human", "en", "heldout2-2026-12-02"),
+            Row("f", "other", "en", "heldout-2026-12-02")]
+    # The first held-out set was scored and reported, so it trains; no later one does.
+    assert [row.text for row in train_stage2.training_rows(rows)] == ["b", "c", "d"]
     sentences = train_stage2.read_sentence_files()
     assert {row.lang for row in sentences} == set(ALL_LANGUAGES)
     assert {row.source for row in sentences} == {"stage2-train"}
-    held_out = {row[0] for folder in HELD_OUT_FOLDERS for row in _heldout_rows(folder)}
-    assert not held_out & {row.text for row in sentences}
+    # The unscored held-out set shares no sentence with what trains.
+    assert not {row[0] for row in _heldout_rows(HELDOUT2)} & {row.text for row in sentences}
 
 
-def test_training_never_reads_the_held_out_folder() -> None:
+def test_training_reads_only_the_first_held_out_folder() -> None:
     source = Path(train_stage2.__file__).read_text(encoding="utf-8")
-    assert '/ "heldout"' not in source and "heldout.csv" not in source
-    assert '/ "heldout2"' not in source
+    assert "heldout2" not in source
+    assert train_stage2.SEEN_HELDOUT == HELDOUT / "heldout.csv"
     dev = train_stage2.DEV_CSV
     if not dev.is_file():
         pytest.skip(f"{dev} is not here")
     groups = {source_group(row.source) for row in train_stage2.default_rows()}
-    assert not any(group.startswith("heldout") for group in groups)
+    assert {group for group in groups if group.startswith("heldout")} == {"heldout-2026-12-01"}
 
 
 def test_a_fit_is_reproducible(tmp_path: Path) -> None:
@@ -144,6 +166,22 @@ def test_heldout_csv_is_built_from_its_sentence_files(folder: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert _heldout_rows(folder) == module.rows(), f"run tests/triggers/{folder.name}/make_heldout.py"
+
+
+def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
+    check = HELDOUT.parent / "check"
+    spec = importlib.util.spec_from_file_location("make_check", check / "make_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(check / "check.csv", encoding="utf-8", newline="") as handle:
+        on_disk = [tuple(row) for row in csv.reader(handle)][1:]
+    assert on_disk == module.rows(), "run tests/triggers/check/make_check.py"
+    assert {row[2] for row in on_disk} == set(ALL_LANGUAGES)
+    # Scored once and reported (its README), so it is seen data and the trainer keeps it.
+    assert check / "check.csv" == train_stage2.CHECK
+    rows = [Row(*row) for row in on_disk]
+    assert len(train_stage2.training_rows(rows)) == len(rows)
 
 
 @pytest.mark.parametrize(("folder", "humans", "others"), [(HELDOUT, 20, 40), (HELDOUT2, 35, 70)],
