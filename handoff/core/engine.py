@@ -31,6 +31,7 @@ from handoff.core.state import (
     ConversationState,
     Phase,
     WaitingState,
+    build,
 )
 from handoff.core.store import Decision, Emit, Overlay, StateReader, Table, queue_key
 from handoff.core.triggers import Fired, Matchers, detect
@@ -132,18 +133,24 @@ class Engine:
         if conv is not None and message.event_id in conv.recent_event_ids:
             return  # a redelivered input: it was decided once already
         if conv is None:
-            conv = ConversationState(conversation_id=message.conversation_id,
-                                     account_id=message.account_id, channel=message.channel)
-        changes: dict[str, object] = {
-            "recent_event_ids": (*conv.recent_event_ids, message.event_id)[-RECENT_EVENT_IDS:],
-            "last_message_at": message.sent_at,
-            "inbox_id": message.inbox_id or conv.inbox_id,
-            "language": message.language or conv.language,
-            "contact_id": message.contact_id or conv.contact_id,
-        }
+            # A new conversation is built with this message's facts at once: one model, not two.
+            changes: dict[str, object] = {
+                "conversation_id": message.conversation_id, "account_id": message.account_id,
+                "channel": message.channel, "recent_event_ids": (message.event_id,),
+                "last_message_at": message.sent_at, "inbox_id": message.inbox_id or None,
+                "language": message.language or None, "contact_id": message.contact_id or None}
+        else:
+            changes = {
+                "recent_event_ids": (*conv.recent_event_ids,
+                                     message.event_id)[-RECENT_EVENT_IDS:],
+                "last_message_at": message.sent_at,
+                "inbox_id": message.inbox_id or conv.inbox_id,
+                "language": message.language or conv.language,
+                "contact_id": message.contact_id or conv.contact_id,
+            }
         if message.sender is Sender.VISITOR:
             changes["last_visitor_text"] = message.text[:200]
-        conv = conv.evolve(changes)
+        conv = build(ConversationState, changes) if conv is None else conv.evolve(changes)
 
         if conv.phase is Phase.CLOSED and message.sender is Sender.VISITOR:
             # A visitor writing into a closed conversation starts over with the customer agent.
@@ -172,15 +179,16 @@ class Engine:
         at = message.sent_at
         parts = (conv.account_id, conv.conversation_id, message.event_id)
         config = settings.config
-        trigger = Trigger(kind=fired.kind, phrase=fired.phrase, message_event_id=message.event_id,
-                          language=fired.language)
+        trigger = build(Trigger, {"kind": fired.kind, "phrase": fired.phrase,
+                                  "message_event_id": message.event_id,
+                                  "language": fired.language})
         handed_off = config.process is not Process.NONE
         handoff_id = derive_id("handoff", *parts)
-        decision.emits.append(Emit(Topic.HANDOFF_EVENTS, conv.conversation_id, HandoffEvent(
-            event_id=handoff_id, conversation_id=conv.conversation_id,
-            account_id=conv.account_id, channel=conv.channel, trigger=trigger,
-            process=config.process, handed_off=handed_off, config_version=settings.version,
-            occurred_at=at)))
+        decision.emits.append(Emit(Topic.HANDOFF_EVENTS, conv.conversation_id, build(HandoffEvent, {
+            "event_id": handoff_id, "conversation_id": conv.conversation_id,
+            "account_id": conv.account_id, "channel": conv.channel, "trigger": trigger,
+            "process": config.process, "handed_off": handed_off,
+            "config_version": settings.version, "occurred_at": at})))
         conv = conv.evolve({"trigger": trigger, "config_version": settings.version,
                             "handoff_event_id": handoff_id})
         if not handed_off:
@@ -201,27 +209,29 @@ class Engine:
             # account's only one); a what-if proposal of `handoff simulate` may not.
             inbox_id = routing.destination or next(iter(help_desks(account)), "")
             ticket_id = derive_id("ticket", *parts)
-            decision.emits.append(Emit(Topic.TICKETS_CREATED, conv.conversation_id, TicketCreated(
-                event_id=derive_id("ticket-created", *parts), ticket_id=ticket_id,
-                conversation_id=conv.conversation_id, account_id=conv.account_id,
-                help_desk_id=inbox_id, workflow_id=routing.workflow_id,
-                channel=conv.channel, subject=_subject(conv, trigger), trigger=trigger,
-                config_version=settings.version, occurred_at=at)))
+            decision.emits.append(Emit(Topic.TICKETS_CREATED, conv.conversation_id, build(
+                TicketCreated, {
+                    "event_id": derive_id("ticket-created", *parts), "ticket_id": ticket_id,
+                    "conversation_id": conv.conversation_id, "account_id": conv.account_id,
+                    "help_desk_id": inbox_id, "workflow_id": routing.workflow_id,
+                    "channel": conv.channel, "subject": _subject(conv, trigger),
+                    "trigger": trigger, "config_version": settings.version,
+                    "occurred_at": at})))
             routed = route_workflow(store, account, account.workflows.get(routing.workflow_id),
                                     routing.workflow_id, facts, choice)
 
         self._assign(store, conv, routed, decision)
-        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, Assignment(
-            event_id=derive_id("assignment", *parts), conversation_id=conv.conversation_id,
-            ticket_id=ticket_id, account_id=conv.account_id, inbox_id=inbox_id,
-            mode="live" if config.process is Process.LIVE else "async",
-            assignee=routed.assignee, rule=routed.rule, config_version=settings.version,
-            occurred_at=at, candidates=routed.candidates, reason="handoff")))
+        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, build(Assignment, {
+            "event_id": derive_id("assignment", *parts), "conversation_id": conv.conversation_id,
+            "ticket_id": ticket_id, "account_id": conv.account_id, "inbox_id": inbox_id,
+            "mode": "live" if config.process is Process.LIVE else "async",
+            "assignee": routed.assignee, "rule": routed.rule, "config_version": settings.version,
+            "occurred_at": at, "candidates": routed.candidates, "reason": "handoff"})))
         text = getattr(config.messages, routed.message)
-        decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, ChatOutbound(
-            event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
-            channel=conv.channel, kind=_OUTBOUND_KIND[routed.message], text=text,
-            occurred_at=at)))
+        decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, build(ChatOutbound, {
+            "event_id": derive_id("outbound", *parts), "conversation_id": conv.conversation_id,
+            "channel": conv.channel, "kind": _OUTBOUND_KIND[routed.message], "text": text,
+            "occurred_at": at})))
 
         closes = (routed.assignee is None and ticket_id is not None
                   and config.process is Process.LIVE
@@ -260,11 +270,11 @@ class Engine:
     def _status(decision: Decision, conv: ConversationState, status: str, view: str,
                 cause_event_id: str, at: datetime, step: str = "") -> None:
         parts = (conv.account_id, conv.conversation_id, cause_event_id, *((step,) if step else ()))
-        decision.emits.append(Emit(Topic.CONVERSATION_STATUS, conv.conversation_id,
-                                   ConversationStatus(
-            event_id=derive_id("status", *parts),
-            conversation_id=conv.conversation_id, status=status, view=view,
-            occurred_at=at, account_id=conv.account_id)))
+        decision.emits.append(Emit(Topic.CONVERSATION_STATUS, conv.conversation_id, build(
+            ConversationStatus, {
+                "event_id": derive_id("status", *parts), "conversation_id": conv.conversation_id,
+                "status": status, "view": view, "occurred_at": at,
+                "account_id": conv.account_id})))
 
     def _conversation_update(self, store: Overlay, event: SequencedConversationUpdate,
                              decision: Decision) -> None:
@@ -393,22 +403,26 @@ class Engine:
         self._assign(store, conv, routed, decision)
         number = conv.assignments
         parts = (conv.account_id, conv.conversation_id, cause, reason, str(number))
-        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, Assignment(
-            event_id=derive_id("assignment", *parts), conversation_id=conv.conversation_id,
-            ticket_id=conv.ticket_id, account_id=conv.account_id, inbox_id=conv.handoff_inbox_id,
-            mode="live" if process is Process.LIVE else "async", assignee=routed.assignee,
-            rule=f"{why}; {routed.rule[0].lower()}{routed.rule[1:]}", reason=reason,
-            config_version=settings.version, occurred_at=at, candidates=routed.candidates,
-            waited_s=waited)))
+        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, build(Assignment, {
+            "event_id": derive_id("assignment", *parts), "conversation_id": conv.conversation_id,
+            "ticket_id": conv.ticket_id, "account_id": conv.account_id,
+            "inbox_id": conv.handoff_inbox_id,
+            "mode": "live" if process is Process.LIVE else "async",
+            "assignee": routed.assignee,
+            "rule": f"{why}; {routed.rule[0].lower()}{routed.rule[1:]}", "reason": reason,
+            "config_version": settings.version, "occurred_at": at,
+            "candidates": routed.candidates, "waited_s": waited})))
         view: Literal["assigned", "unassigned"] = (
             "assigned" if routed.assignee is not None else "unassigned")
         if view != conv.view:
             self._status(decision, conv, "open", view, cause, at, step=f"assignment-{number}")
         if reason == "queue":
-            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, ChatOutbound(
-                event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
-                channel=conv.channel, kind=_OUTBOUND_KIND["available"],
-                text=config.messages.available, occurred_at=at)))
+            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, build(
+                ChatOutbound, {
+                    "event_id": derive_id("outbound", *parts),
+                    "conversation_id": conv.conversation_id, "channel": conv.channel,
+                    "kind": _OUTBOUND_KIND["available"], "text": config.messages.available,
+                    "occurred_at": at})))
         conv = conv.evolve({
             "assignee": routed.assignee, "assigned_at": at if routed.assignee else None,
             "accepted": False, "view": view, "assignments": number + 1,
@@ -487,11 +501,11 @@ class Engine:
             if told is not None and (at - told).total_seconds() < every:
                 continue
             text = queue_message(template, position, wait_minutes(queue.pickups, at, position))
-            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conversation_id, ChatOutbound(
-                event_id=derive_id("outbound", account_id, conversation_id, cause,
-                                   "queue-position", str(position)),
-                conversation_id=conversation_id, channel=conv.channel,
-                kind="handoff_queue_position", text=text, occurred_at=at)))
+            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conversation_id, build(ChatOutbound, {
+                "event_id": derive_id("outbound", account_id, conversation_id, cause,
+                                      "queue-position", str(position)),
+                "conversation_id": conversation_id, "channel": conv.channel,
+                "kind": "handoff_queue_position", "text": text, "occurred_at": at})))
             store.put(decision, Table.CONVERSATIONS, conversation_id,
                       conv.evolve({"position_told": position, "position_told_at": at}))
 
@@ -614,10 +628,11 @@ class Engine:
         else:
             store.put(decision, Table.SETTINGS, request.account_id,
                       current.evolve({"recent_request_ids": seen}))
-        decision.emits.append(Emit(Topic.CONFIG_CHANGES, request.account_id, ConfigChange(
-            event_id=derive_id("config-change", request.account_id, request.event_id),
-            account_id=request.account_id, actor=request.actor, accepted=refusal is None,
-            reason=refusal, version=version, occurred_at=request.occurred_at)))
+        decision.emits.append(Emit(Topic.CONFIG_CHANGES, request.account_id, build(ConfigChange, {
+            "event_id": derive_id("config-change", request.account_id, request.event_id),
+            "account_id": request.account_id, "actor": request.actor,
+            "accepted": refusal is None, "reason": refusal, "version": version,
+            "occurred_at": request.occurred_at})))
 
 
 # What a conversation forgets when it goes back to the customer agent.

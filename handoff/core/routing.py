@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from handoff.core.availability import agent_unavailable_reason, team_open
-from handoff.core.state import AccountState
+from handoff.core.state import AccountState, build
 from handoff.core.store import Overlay
 from handoff.triggers.custom import normalize_phrase
 from schemas.common import Channel, Process
@@ -203,7 +203,8 @@ def route_direct(
         skipped = [n for n in notes if ": chosen" not in n]
         if skipped:
             rule += "; passed over " + ", ".join(skipped)
-        return Routed(Assignee(type="user", id=user_id), rule + ".", "available", notes, cursor)
+        return Routed(build(Assignee, {"type": "user", "id": user_id}), rule + ".", "available",
+                      notes, cursor)
 
     # Async: the case waits for follow-up, so presence does not matter for who gets it.
     anyone = any(assignee_available(store, account, a, facts.at) for a in routing.assignees)
@@ -261,7 +262,7 @@ def route_workflow(
                 if user_id in choice.declined:
                     continue
                 return Routed(
-                    Assignee(type="user", id=user_id),
+                    build(Assignee, {"type": "user", "id": user_id}),
                     f"{title}, rule {number}: rotates the owner over [{over}]; "
                     f"{label(account, 'user', user_id)} is next.",
                     "available", [f"{user_id}: chosen"], {key: (index + 1) % size})
@@ -278,7 +279,7 @@ def route_workflow(
                 why = "; ".join(notes) or "the team has no members"
                 return Routed(None, f"{title}, rule {number}: no member of team {team} is "
                               f"available ({why}); the ticket is unassigned.", "unassigned", notes)
-            return Routed(Assignee(type="user", id=found),
+            return Routed(build(Assignee, {"type": "user", "id": found}),
                           f"{title}, rule {number}: {label(account, 'user', found)} is the next "
                           f"available member of team {team}.", "available", notes, cursor)
         if assign.user in choice.declined:
@@ -286,7 +287,7 @@ def route_workflow(
                           f"{label(account, 'user', assign.user)}, who declined this "
                           "conversation; the ticket is unassigned.", "unassigned",
                           [f"{assign.user}: declined this conversation"])
-        return Routed(Assignee(type="user", id=assign.user),
+        return Routed(build(Assignee, {"type": "user", "id": assign.user}),
                       f"{title}, rule {number}: assigns {label(account, 'user', assign.user)}.",
                       "available", [f"{assign.user}: chosen"])
     return Routed(None, f"{title}: no rule matched; the ticket is unassigned.", "unassigned")

@@ -19,6 +19,7 @@ from handoff.core.state import (
     ConversationState,
     QueueState,
     WaitingState,
+    build,
 )
 from schemas.topics import Topic
 
@@ -96,22 +97,20 @@ class Overlay:
     def conversation(self, key: str) -> ConversationState | None:
         return _typed(self.get(Table.CONVERSATIONS, key), ConversationState)
 
-    # The defaults of a key never written are built without validation (`model_construct`):
-    # an account without directory or settings would otherwise pay for it on every message.
+    # The defaults of a key never written are built without validation (`build`): an account
+    # without directory or settings would otherwise pay for it on every message.
 
     def settings(self, account_id: str) -> AccountSettings:
         found = _typed(self.get(Table.SETTINGS, account_id), AccountSettings)
-        return found if found is not None else AccountSettings.model_construct(
-            account_id=account_id)
+        return found if found is not None else build(AccountSettings, {"account_id": account_id})
 
     def account(self, account_id: str) -> AccountState:
         found = _typed(self.get(Table.ACCOUNTS, account_id), AccountState)
-        return found if found is not None else AccountState.model_construct(
-            account_id=account_id)
+        return found if found is not None else build(AccountState, {"account_id": account_id})
 
     def agent(self, user_id: str) -> AgentState:
         found = _typed(self.get(Table.AGENTS, user_id), AgentState)
-        return found if found is not None else AgentState.model_construct(user_id=user_id)
+        return found if found is not None else build(AgentState, {"user_id": user_id})
 
     def rotation(self, key: str) -> int:
         found = self.get(Table.ROTATIONS, key)
@@ -119,12 +118,12 @@ class Overlay:
 
     def queue(self, account_id: str, inbox_id: str) -> QueueState:
         found = _typed(self.get(Table.QUEUES, queue_key(account_id, inbox_id)), QueueState)
-        return found if found is not None else QueueState(account_id=account_id,
-                                                          inbox_id=inbox_id)
+        return found if found is not None else build(QueueState, {"account_id": account_id,
+                                                                  "inbox_id": inbox_id})
 
     def waiting(self, account_id: str) -> WaitingState:
         found = _typed(self.get(Table.WAITING, account_id), WaitingState)
-        return found if found is not None else WaitingState(account_id=account_id)
+        return found if found is not None else build(WaitingState, {"account_id": account_id})
 
 
 def queue_key(account_id: str, inbox_id: str) -> str:
