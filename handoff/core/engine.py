@@ -160,18 +160,17 @@ class Engine:
             self._status(decision, conv, "open", "bot", message.event_id, message.sent_at,
                          step="reopened")
 
-        handed_off = False
-        if conv.phase is Phase.BOT:
-            account = store.account(message.account_id)
-            settings = store.settings(message.account_id)
-            fired = detect(message, account.paused, settings, self.matchers)
-            if fired is not None:
-                conv = self._handoff(store, conv, settings, fired, event, decision)
-                handed_off = conv.phase is Phase.HANDED_OFF
+        if conv.phase is not Phase.BOT:
+            store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
+            return
+        account = store.account(message.account_id)
+        settings = store.settings(message.account_id)
+        fired = detect(message, account.paused, settings, self.matchers)
+        if fired is not None:
+            conv = self._handoff(store, conv, settings, fired, event, decision)
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
-        if handed_off and conv.process is Process.LIVE:
-            self._wait(store, conv, store.settings(conv.account_id), message.event_id,
-                       message.sent_at, decision)
+        if conv.phase is Phase.HANDED_OFF and conv.process is Process.LIVE:
+            self._wait(store, conv, settings, message.event_id, message.sent_at, decision)
 
     def _handoff(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
                  fired: Fired, event: SequencedChat, decision: Decision) -> ConversationState:
@@ -189,16 +188,17 @@ class Engine:
             "account_id": conv.account_id, "channel": conv.channel, "trigger": trigger,
             "process": config.process, "handed_off": handed_off,
             "config_version": settings.version, "occurred_at": at})))
-        conv = conv.evolve({"trigger": trigger, "config_version": settings.version,
-                            "handoff_event_id": handoff_id})
+        recorded = {"trigger": trigger, "config_version": settings.version,
+                    "handoff_event_id": handoff_id}
         if not handed_off:
-            return conv  # process "none": recorded, and the customer agent keeps answering
+            # Process "none": recorded, and the customer agent keeps answering.
+            return conv.evolve(recorded)
 
         account = store.account(conv.account_id)
         routing = config.routing
-        conv = conv.evolve({"handed_off_at": at, "declined": (), "assignments": 0,
-                            "process": config.process})
-        choice = _choice(config, conv, at)
+        # The state is evolved once, at the end: routing reads the handoff's facts from here
+        # (handed off now, nobody declined yet).
+        choice = _choice_of(config, conv.language, trigger, at, (), at)
         facts = Facts(conv.account_id, conv.channel, conv.inbox_id, conv.language, trigger, at)
         ticket_id: str | None = None
         if isinstance(routing, DirectRouting):
@@ -239,6 +239,7 @@ class Engine:
         view = "assigned" if routed.assignee is not None else "unassigned"
         self._status(decision, conv, "closed" if closes else "open", view, message.event_id, at)
         return conv.evolve({
+            **recorded, "handed_off_at": at, "declined": (),
             "phase": Phase.CLOSED if closes else Phase.HANDED_OFF, "view": view,
             "process": config.process, "handoff_inbox_id": inbox_id, "ticket_id": ticket_id,
             "assignee": routed.assignee, "handoffs": conv.handoffs + 1,
@@ -282,11 +283,12 @@ class Engine:
         conv = store.conversation(update.conversation_id)
         if conv is None or update.event_id in conv.recent_event_ids:
             return
-        conv = conv.evolve({
-            "recent_event_ids": (*conv.recent_event_ids, update.event_id)[-RECENT_EVENT_IDS:]})
+        seen: dict[str, object] = {
+            "recent_event_ids": (*conv.recent_event_ids, update.event_id)[-RECENT_EVENT_IDS:]}
         at, cause = update.occurred_at, update.event_id
         action = update.action
         if action in (ConversationAction.ACCEPT, ConversationAction.RELEASE):
+            conv = conv.evolve(seen)
             # Only the conversation's current user can accept or release it: an accept that
             # arrives after a re-route must not stop the new user's timer.
             mine = (conv.phase is Phase.HANDED_OFF and conv.assignee is not None
@@ -303,13 +305,15 @@ class Engine:
         conv = self._release(store, conv, decision)
         conv = self._stop_timer(store, conv, decision)
         conv = self._leave_queue(store, conv, decision)
+        # One copy of the state for the ids seen and the new phase together.
         if action is ConversationAction.CLOSE:
             if conv.phase is not Phase.CLOSED:
-                conv = conv.evolve({"phase": Phase.CLOSED})
+                seen["phase"] = Phase.CLOSED
                 self._status(decision, conv, "closed", conv.view, cause, at)
         else:
-            conv = conv.evolve({"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
+            seen.update({"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
             self._status(decision, conv, "open", "bot", cause, at)
+        conv = conv.evolve(seen)
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
         self._drain(store, conv.account_id, cause, at, decision)  # capacity was freed
 
@@ -435,8 +439,8 @@ class Engine:
     def _drain(self, store: Overlay, account_id: str, cause: str, at: datetime,
                decision: Decision) -> None:
         """Offer every queue of the account, oldest visitor first, to whoever is free now."""
-        waiting = store.waiting(account_id)
-        if not waiting.queues:
+        waiting = store.waiting_if_any(account_id)
+        if waiting is None or not waiting.queues:
             return
         settings = store.settings(account_id)
         for inbox_id in waiting.queues:
@@ -547,8 +551,8 @@ class Engine:
 
     def _drop_waiting(self, store: Overlay, decision: Decision, account_id: str,
                       conversation_id: str) -> None:
-        waiting = store.waiting(account_id)
-        if conversation_id in waiting.pickups:
+        waiting = store.waiting_if_any(account_id)
+        if waiting is not None and conversation_id in waiting.pickups:
             self._put_waiting(store, decision, waiting.evolve({
                 "pickups": tuple(c for c in waiting.pickups if c != conversation_id)}))
 
@@ -644,15 +648,23 @@ _BACK_TO_BOT: dict[str, object] = {
 
 def _choice(config: HandoffConfig, conv: ConversationState, at: datetime) -> Choice:
     """Who routing may pick for this conversation now, beyond presence and capacity."""
+    return _choice_of(config, conv.language, conv.trigger, conv.handed_off_at or at,
+                      conv.declined, at)
+
+
+def _choice_of(config: HandoffConfig, language: str | None, trigger: Trigger | None,
+               since: datetime, declined: tuple[str, ...], at: datetime) -> Choice:
     preference = config.language_routing
-    trigger_language = conv.trigger.language if conv.trigger is not None else None
-    language = (language_code(conv.language or trigger_language)
-                if preference is not None and preference.prefer else None)
-    since = conv.handed_off_at or at
-    speakers_only = (preference is not None and language is not None
-                     and config.assign_when_available
+    if preference is None:
+        return Choice(declined=declined) if declined else _ANYONE
+    trigger_language = trigger.language if trigger is not None else None
+    code = language_code(language or trigger_language) if preference.prefer else None
+    speakers_only = (code is not None and config.assign_when_available
                      and (at - since).total_seconds() < preference.fallback_after_s)
-    return Choice(declined=conv.declined, language=language, speakers_only=speakers_only)
+    return Choice(declined=declined, language=code, speakers_only=speakers_only)
+
+
+_ANYONE = Choice()
 
 
 def _origin_id(event: SequencedDirectory | SequencedWorkflow) -> str:

@@ -125,6 +125,11 @@ class Overlay:
         found = _typed(self.get(Table.WAITING, account_id), WaitingState)
         return found if found is not None else build(WaitingState, {"account_id": account_id})
 
+    def waiting_if_any(self, account_id: str) -> WaitingState | None:
+        """The account's waiting state, or None when nothing waits (the key is then absent):
+        most events of most accounts find nothing waiting, and need no default built."""
+        return _typed(self.get(Table.WAITING, account_id), WaitingState)
+
 
 def queue_key(account_id: str, inbox_id: str) -> str:
     """The `queues` table's key of one destination: the one home of this formula."""
