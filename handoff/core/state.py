@@ -70,7 +70,10 @@ class State(BaseModel):
         values = self.__dict__.copy()
         values.update(update)
         _set(new, "__dict__", values)
-        _set(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | update.keys())
+        # Most updates set fields set before: the (never changed) set is then shared.
+        fields = self.__pydantic_fields_set__
+        _set(new, "__pydantic_fields_set__",
+             fields if fields.issuperset(update) else fields.union(update))
         _set(new, "__pydantic_extra__", None)
         _set(new, "__pydantic_private__", None)
         return new
