@@ -9,6 +9,7 @@ the queue, business hours opening) enters as `SequencedTick` records of the acco
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Literal
 
@@ -75,10 +76,19 @@ _OUTBOUND_KIND = {
 }
 
 
+_SEPARATOR = "\x1f"
+
+
 def derive_id(kind: str, *parts: str) -> str:
     """A stable id for an output, from the input that caused it (same input, same id)."""
-    digest = blake2b("\x1f".join(parts).encode(), digest_size=10).hexdigest()
-    return f"{kind}-{digest}"
+    return f"{kind}-{_digest(_SEPARATOR.join(parts))}"
+
+
+@lru_cache(maxsize=256)
+def _digest(joined: str) -> str:
+    # A handoff's records (event, ticket, assignment, message, status) hash the same parts and
+    # differ only in their kind: the digest is computed once for them all.
+    return blake2b(joined.encode(), digest_size=10).hexdigest()
 
 
 class Engine:

@@ -177,14 +177,15 @@ def _first_available(
     opened: dict[str, bool] = {}  # a team's hours, looked up once for all of its members
     for index in _ring(start, len(pool)):
         user_id, via = pool[index]
-        team = account.teams.get(via) if via is not None else None
         reason = agent_unavailable_reason(store.agent(user_id))
-        if reason is None and via is not None and team is not None and via not in opened:
-            opened[via] = team_open(team, at)
-        if reason is None and via is not None and (team is None or not opened[via]):
-            reason = f"team {label(account, 'team', via)} outside business hours"
+        if reason is None and via is not None:
+            team = account.teams.get(via)
+            if team is not None and via not in opened:
+                opened[via] = team_open(team, at)
             if team is None:
                 reason = f"team {via} not in the directory"
+            elif not opened[via]:
+                reason = f"team {label(account, 'team', via)} outside business hours"
         if reason is None and user_id in choice.declined:
             reason = "declined this conversation (timed out or released it)"
         if reason is None and language is not None and not speaks(account, user_id, language):
