@@ -5,7 +5,6 @@ See docs/state-model.md for the conversation's phases and the transitions betwee
 
 from __future__ import annotations
 
-from copy import copy
 from enum import StrEnum
 from typing import Any, Literal, Self, TypeVar
 
@@ -51,7 +50,7 @@ def build(model: type[M], values: dict[str, Any]) -> M:
     data.update(values)
     for name in mutable:
         if name not in values:
-            data[name] = copy(defaults[name])
+            data[name] = defaults[name].copy()
     new = model.__new__(model)
     _set(new, "__dict__", data)
     _set(new, "__pydantic_fields_set__", set(values))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -97,20 +97,20 @@ class Overlay:
     def conversation(self, key: str) -> ConversationState | None:
         return _typed(self.get(Table.CONVERSATIONS, key), ConversationState)
 
-    # The defaults of a key never written are built without validation (`build`): an account
-    # without directory or settings would otherwise pay for it on every message.
+    # The defaults of a key never written (`_default`): an account without directory or
+    # settings would otherwise pay for them on every message.
 
     def settings(self, account_id: str) -> AccountSettings:
         found = _typed(self.get(Table.SETTINGS, account_id), AccountSettings)
-        return found if found is not None else build(AccountSettings, {"account_id": account_id})
+        return found if found is not None else _default(AccountSettings, "account_id", account_id)
 
     def account(self, account_id: str) -> AccountState:
         found = _typed(self.get(Table.ACCOUNTS, account_id), AccountState)
-        return found if found is not None else build(AccountState, {"account_id": account_id})
+        return found if found is not None else _default(AccountState, "account_id", account_id)
 
     def agent(self, user_id: str) -> AgentState:
         found = _typed(self.get(Table.AGENTS, user_id), AgentState)
-        return found if found is not None else build(AgentState, {"user_id": user_id})
+        return found if found is not None else _default(AgentState, "user_id", user_id)
 
     def rotation(self, key: str) -> int:
         found = self.get(Table.ROTATIONS, key)
@@ -137,6 +137,22 @@ def queue_key(account_id: str, inbox_id: str) -> str:
 
 
 _MISSING = object()
+
+# One default state per key, built without validation and shared: states are frozen and the
+# core replaces them (never changes them, nor their dicts) when it writes, so a shared default
+# is as good as a new one, and routing's per-object memos find the same object again.
+_DEFAULTS: dict[tuple[type[BaseModel], str], BaseModel] = {}
+_DEFAULTS_KEPT = 4096
+D = TypeVar("D", bound=BaseModel)
+
+
+def _default(model: type[D], field: str, key: str) -> D:
+    found = _DEFAULTS.get((model, key))
+    if found is None:
+        if len(_DEFAULTS) >= _DEFAULTS_KEPT:
+            _DEFAULTS.pop(next(iter(_DEFAULTS)))
+        found = _DEFAULTS[(model, key)] = build(model, {field: key})
+    return cast(D, found)
 
 
 M = TypeVar("M", bound=BaseModel)
