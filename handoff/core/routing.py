@@ -175,7 +175,9 @@ def _first_available(
     start = store.rotation(cursor_key)
     fallback: int | None = None
     opened: dict[str, bool] = {}  # a team's hours, looked up once for all of its members
-    for index in _ring(start, len(pool)):
+    size = len(pool)
+    for step in range(size):
+        index = (start + step) % size
         user_id, via = pool[index]
         reason = agent_unavailable_reason(store.agent(user_id))
         if reason is None and via is not None:

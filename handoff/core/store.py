@@ -85,9 +85,10 @@ class Overlay:
         self._pending: dict[tuple[Table, str], BaseModel | int | None] = {}
 
     def get(self, table: Table, key: str) -> object | None:
-        hit = self._pending.get((table, key), _MISSING)
-        if hit is not _MISSING:
-            return hit
+        if self._pending:  # most reads come before the decision's first write
+            hit = self._pending.get((table, key), _MISSING)
+            if hit is not _MISSING:
+                return hit
         return self._base.get(table, key)
 
     def put(self, decision: Decision, table: Table, key: str, value: BaseModel | int | None) -> None:
