@@ -305,7 +305,7 @@ def table(report: dict[str, Any]) -> str:
             f"{_fmt(cpu.get('other_cores'))}", "", "")
     if "core" in r:
         row("1 throughput", "pure core decisions/s (no Kafka)", _fmt(r["core"]["per_second"]),
-            "", "the ceiling")
+            "", f"the ceiling; {r['core'].get('us_per_decision', '?')} us a decision")
     prof = r.get("profile", {}).get("profile")
     if prof and "top_own" in prof:
         top = ", ".join(f"{x['function'].split(':')[-1]} {x['pct']}%" for x in prof["top_own"][:3])

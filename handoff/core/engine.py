@@ -9,6 +9,7 @@ the queue, business hours opening) enters as `SequencedTick` records of the acco
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Literal
 
@@ -31,6 +32,7 @@ from handoff.core.state import (
     ConversationState,
     Phase,
     WaitingState,
+    build,
 )
 from handoff.core.store import Decision, Emit, Overlay, StateReader, Table, queue_key
 from handoff.core.triggers import Fired, Matchers, detect
@@ -74,10 +76,19 @@ _OUTBOUND_KIND = {
 }
 
 
+_SEPARATOR = "\x1f"
+
+
 def derive_id(kind: str, *parts: str) -> str:
     """A stable id for an output, from the input that caused it (same input, same id)."""
-    digest = blake2b("\x1f".join(parts).encode(), digest_size=10).hexdigest()
-    return f"{kind}-{digest}"
+    return f"{kind}-{_digest(_SEPARATOR.join(parts))}"
+
+
+@lru_cache(maxsize=256)
+def _digest(joined: str) -> str:
+    # A handoff's records (event, ticket, assignment, message, status) hash the same parts and
+    # differ only in their kind: the digest is computed once for them all.
+    return blake2b(joined.encode(), digest_size=10).hexdigest()
 
 
 class Engine:
@@ -132,18 +143,24 @@ class Engine:
         if conv is not None and message.event_id in conv.recent_event_ids:
             return  # a redelivered input: it was decided once already
         if conv is None:
-            conv = ConversationState(conversation_id=message.conversation_id,
-                                     account_id=message.account_id, channel=message.channel)
-        changes: dict[str, object] = {
-            "recent_event_ids": (*conv.recent_event_ids, message.event_id)[-RECENT_EVENT_IDS:],
-            "last_message_at": message.sent_at,
-            "inbox_id": message.inbox_id or conv.inbox_id,
-            "language": message.language or conv.language,
-            "contact_id": message.contact_id or conv.contact_id,
-        }
+            # A new conversation is built with this message's facts at once: one model, not two.
+            changes: dict[str, object] = {
+                "conversation_id": message.conversation_id, "account_id": message.account_id,
+                "channel": message.channel, "recent_event_ids": (message.event_id,),
+                "last_message_at": message.sent_at, "inbox_id": message.inbox_id or None,
+                "language": message.language or None, "contact_id": message.contact_id or None}
+        else:
+            changes = {
+                "recent_event_ids": (*conv.recent_event_ids,
+                                     message.event_id)[-RECENT_EVENT_IDS:],
+                "last_message_at": message.sent_at,
+                "inbox_id": message.inbox_id or conv.inbox_id,
+                "language": message.language or conv.language,
+                "contact_id": message.contact_id or conv.contact_id,
+            }
         if message.sender is Sender.VISITOR:
             changes["last_visitor_text"] = message.text[:200]
-        conv = conv.evolve(changes)
+        conv = build(ConversationState, changes) if conv is None else conv.evolve(changes)
 
         if conv.phase is Phase.CLOSED and message.sender is Sender.VISITOR:
             # A visitor writing into a closed conversation starts over with the customer agent.
@@ -153,18 +170,17 @@ class Engine:
             self._status(decision, conv, "open", "bot", message.event_id, message.sent_at,
                          step="reopened")
 
-        handed_off = False
-        if conv.phase is Phase.BOT:
-            account = store.account(message.account_id)
-            settings = store.settings(message.account_id)
-            fired = detect(message, account.paused, settings, self.matchers)
-            if fired is not None:
-                conv = self._handoff(store, conv, settings, fired, event, decision)
-                handed_off = conv.phase is Phase.HANDED_OFF
+        if conv.phase is not Phase.BOT:
+            store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
+            return
+        account = store.account(message.account_id)
+        settings = store.settings(message.account_id)
+        fired = detect(message, account.paused, settings, self.matchers)
+        if fired is not None:
+            conv = self._handoff(store, conv, settings, fired, event, decision)
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
-        if handed_off and conv.process is Process.LIVE:
-            self._wait(store, conv, store.settings(conv.account_id), message.event_id,
-                       message.sent_at, decision)
+        if conv.phase is Phase.HANDED_OFF and conv.process is Process.LIVE:
+            self._wait(store, conv, settings, message.event_id, message.sent_at, decision)
 
     def _handoff(self, store: Overlay, conv: ConversationState, settings: AccountSettings,
                  fired: Fired, event: SequencedChat, decision: Decision) -> ConversationState:
@@ -172,25 +188,27 @@ class Engine:
         at = message.sent_at
         parts = (conv.account_id, conv.conversation_id, message.event_id)
         config = settings.config
-        trigger = Trigger(kind=fired.kind, phrase=fired.phrase, message_event_id=message.event_id,
-                          language=fired.language)
+        trigger = build(Trigger, {"kind": fired.kind, "phrase": fired.phrase,
+                                  "message_event_id": message.event_id,
+                                  "language": fired.language})
         handed_off = config.process is not Process.NONE
         handoff_id = derive_id("handoff", *parts)
-        decision.emits.append(Emit(Topic.HANDOFF_EVENTS, conv.conversation_id, HandoffEvent(
-            event_id=handoff_id, conversation_id=conv.conversation_id,
-            account_id=conv.account_id, channel=conv.channel, trigger=trigger,
-            process=config.process, handed_off=handed_off, config_version=settings.version,
-            occurred_at=at)))
-        conv = conv.evolve({"trigger": trigger, "config_version": settings.version,
-                            "handoff_event_id": handoff_id})
+        decision.emits.append(Emit(Topic.HANDOFF_EVENTS, conv.conversation_id, build(HandoffEvent, {
+            "event_id": handoff_id, "conversation_id": conv.conversation_id,
+            "account_id": conv.account_id, "channel": conv.channel, "trigger": trigger,
+            "process": config.process, "handed_off": handed_off,
+            "config_version": settings.version, "occurred_at": at})))
+        recorded = {"trigger": trigger, "config_version": settings.version,
+                    "handoff_event_id": handoff_id}
         if not handed_off:
-            return conv  # process "none": recorded, and the customer agent keeps answering
+            # Process "none": recorded, and the customer agent keeps answering.
+            return conv.evolve(recorded)
 
         account = store.account(conv.account_id)
         routing = config.routing
-        conv = conv.evolve({"handed_off_at": at, "declined": (), "assignments": 0,
-                            "process": config.process})
-        choice = _choice(config, conv, at)
+        # The state is evolved once, at the end: routing reads the handoff's facts from here
+        # (handed off now, nobody declined yet).
+        choice = _choice_of(config, conv.language, trigger, at, (), at)
         facts = Facts(conv.account_id, conv.channel, conv.inbox_id, conv.language, trigger, at)
         ticket_id: str | None = None
         if isinstance(routing, DirectRouting):
@@ -201,27 +219,29 @@ class Engine:
             # account's only one); a what-if proposal of `handoff simulate` may not.
             inbox_id = routing.destination or next(iter(help_desks(account)), "")
             ticket_id = derive_id("ticket", *parts)
-            decision.emits.append(Emit(Topic.TICKETS_CREATED, conv.conversation_id, TicketCreated(
-                event_id=derive_id("ticket-created", *parts), ticket_id=ticket_id,
-                conversation_id=conv.conversation_id, account_id=conv.account_id,
-                help_desk_id=inbox_id, workflow_id=routing.workflow_id,
-                channel=conv.channel, subject=_subject(conv, trigger), trigger=trigger,
-                config_version=settings.version, occurred_at=at)))
+            decision.emits.append(Emit(Topic.TICKETS_CREATED, conv.conversation_id, build(
+                TicketCreated, {
+                    "event_id": derive_id("ticket-created", *parts), "ticket_id": ticket_id,
+                    "conversation_id": conv.conversation_id, "account_id": conv.account_id,
+                    "help_desk_id": inbox_id, "workflow_id": routing.workflow_id,
+                    "channel": conv.channel, "subject": _subject(conv, trigger),
+                    "trigger": trigger, "config_version": settings.version,
+                    "occurred_at": at})))
             routed = route_workflow(store, account, account.workflows.get(routing.workflow_id),
                                     routing.workflow_id, facts, choice)
 
         self._assign(store, conv, routed, decision)
-        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, Assignment(
-            event_id=derive_id("assignment", *parts), conversation_id=conv.conversation_id,
-            ticket_id=ticket_id, account_id=conv.account_id, inbox_id=inbox_id,
-            mode="live" if config.process is Process.LIVE else "async",
-            assignee=routed.assignee, rule=routed.rule, config_version=settings.version,
-            occurred_at=at, candidates=routed.candidates, reason="handoff")))
+        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, build(Assignment, {
+            "event_id": derive_id("assignment", *parts), "conversation_id": conv.conversation_id,
+            "ticket_id": ticket_id, "account_id": conv.account_id, "inbox_id": inbox_id,
+            "mode": "live" if config.process is Process.LIVE else "async",
+            "assignee": routed.assignee, "rule": routed.rule, "config_version": settings.version,
+            "occurred_at": at, "candidates": routed.candidates, "reason": "handoff"})))
         text = getattr(config.messages, routed.message)
-        decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, ChatOutbound(
-            event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
-            channel=conv.channel, kind=_OUTBOUND_KIND[routed.message], text=text,
-            occurred_at=at)))
+        decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, build(ChatOutbound, {
+            "event_id": derive_id("outbound", *parts), "conversation_id": conv.conversation_id,
+            "channel": conv.channel, "kind": _OUTBOUND_KIND[routed.message], "text": text,
+            "occurred_at": at})))
 
         closes = (routed.assignee is None and ticket_id is not None
                   and config.process is Process.LIVE
@@ -229,6 +249,7 @@ class Engine:
         view = "assigned" if routed.assignee is not None else "unassigned"
         self._status(decision, conv, "closed" if closes else "open", view, message.event_id, at)
         return conv.evolve({
+            **recorded, "handed_off_at": at, "declined": (),
             "phase": Phase.CLOSED if closes else Phase.HANDED_OFF, "view": view,
             "process": config.process, "handoff_inbox_id": inbox_id, "ticket_id": ticket_id,
             "assignee": routed.assignee, "handoffs": conv.handoffs + 1,
@@ -260,11 +281,11 @@ class Engine:
     def _status(decision: Decision, conv: ConversationState, status: str, view: str,
                 cause_event_id: str, at: datetime, step: str = "") -> None:
         parts = (conv.account_id, conv.conversation_id, cause_event_id, *((step,) if step else ()))
-        decision.emits.append(Emit(Topic.CONVERSATION_STATUS, conv.conversation_id,
-                                   ConversationStatus(
-            event_id=derive_id("status", *parts),
-            conversation_id=conv.conversation_id, status=status, view=view,
-            occurred_at=at, account_id=conv.account_id)))
+        decision.emits.append(Emit(Topic.CONVERSATION_STATUS, conv.conversation_id, build(
+            ConversationStatus, {
+                "event_id": derive_id("status", *parts), "conversation_id": conv.conversation_id,
+                "status": status, "view": view, "occurred_at": at,
+                "account_id": conv.account_id})))
 
     def _conversation_update(self, store: Overlay, event: SequencedConversationUpdate,
                              decision: Decision) -> None:
@@ -272,11 +293,12 @@ class Engine:
         conv = store.conversation(update.conversation_id)
         if conv is None or update.event_id in conv.recent_event_ids:
             return
-        conv = conv.evolve({
-            "recent_event_ids": (*conv.recent_event_ids, update.event_id)[-RECENT_EVENT_IDS:]})
+        seen: dict[str, object] = {
+            "recent_event_ids": (*conv.recent_event_ids, update.event_id)[-RECENT_EVENT_IDS:]}
         at, cause = update.occurred_at, update.event_id
         action = update.action
         if action in (ConversationAction.ACCEPT, ConversationAction.RELEASE):
+            conv = conv.evolve(seen)
             # Only the conversation's current user can accept or release it: an accept that
             # arrives after a re-route must not stop the new user's timer.
             mine = (conv.phase is Phase.HANDED_OFF and conv.assignee is not None
@@ -293,13 +315,15 @@ class Engine:
         conv = self._release(store, conv, decision)
         conv = self._stop_timer(store, conv, decision)
         conv = self._leave_queue(store, conv, decision)
+        # One copy of the state for the ids seen and the new phase together.
         if action is ConversationAction.CLOSE:
             if conv.phase is not Phase.CLOSED:
-                conv = conv.evolve({"phase": Phase.CLOSED})
+                seen["phase"] = Phase.CLOSED
                 self._status(decision, conv, "closed", conv.view, cause, at)
         else:
-            conv = conv.evolve({"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
+            seen.update({"phase": Phase.BOT, "view": "bot", **_BACK_TO_BOT})
             self._status(decision, conv, "open", "bot", cause, at)
+        conv = conv.evolve(seen)
         store.put(decision, Table.CONVERSATIONS, conv.conversation_id, conv)
         self._drain(store, conv.account_id, cause, at, decision)  # capacity was freed
 
@@ -393,22 +417,26 @@ class Engine:
         self._assign(store, conv, routed, decision)
         number = conv.assignments
         parts = (conv.account_id, conv.conversation_id, cause, reason, str(number))
-        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, Assignment(
-            event_id=derive_id("assignment", *parts), conversation_id=conv.conversation_id,
-            ticket_id=conv.ticket_id, account_id=conv.account_id, inbox_id=conv.handoff_inbox_id,
-            mode="live" if process is Process.LIVE else "async", assignee=routed.assignee,
-            rule=f"{why}; {routed.rule[0].lower()}{routed.rule[1:]}", reason=reason,
-            config_version=settings.version, occurred_at=at, candidates=routed.candidates,
-            waited_s=waited)))
+        decision.emits.append(Emit(Topic.ASSIGNMENTS, conv.conversation_id, build(Assignment, {
+            "event_id": derive_id("assignment", *parts), "conversation_id": conv.conversation_id,
+            "ticket_id": conv.ticket_id, "account_id": conv.account_id,
+            "inbox_id": conv.handoff_inbox_id,
+            "mode": "live" if process is Process.LIVE else "async",
+            "assignee": routed.assignee,
+            "rule": f"{why}; {routed.rule[0].lower()}{routed.rule[1:]}", "reason": reason,
+            "config_version": settings.version, "occurred_at": at,
+            "candidates": routed.candidates, "waited_s": waited})))
         view: Literal["assigned", "unassigned"] = (
             "assigned" if routed.assignee is not None else "unassigned")
         if view != conv.view:
             self._status(decision, conv, "open", view, cause, at, step=f"assignment-{number}")
         if reason == "queue":
-            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, ChatOutbound(
-                event_id=derive_id("outbound", *parts), conversation_id=conv.conversation_id,
-                channel=conv.channel, kind=_OUTBOUND_KIND["available"],
-                text=config.messages.available, occurred_at=at)))
+            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conv.conversation_id, build(
+                ChatOutbound, {
+                    "event_id": derive_id("outbound", *parts),
+                    "conversation_id": conv.conversation_id, "channel": conv.channel,
+                    "kind": _OUTBOUND_KIND["available"], "text": config.messages.available,
+                    "occurred_at": at})))
         conv = conv.evolve({
             "assignee": routed.assignee, "assigned_at": at if routed.assignee else None,
             "accepted": False, "view": view, "assignments": number + 1,
@@ -421,8 +449,8 @@ class Engine:
     def _drain(self, store: Overlay, account_id: str, cause: str, at: datetime,
                decision: Decision) -> None:
         """Offer every queue of the account, oldest visitor first, to whoever is free now."""
-        waiting = store.waiting(account_id)
-        if not waiting.queues:
+        waiting = store.waiting_if_any(account_id)
+        if waiting is None or not waiting.queues:
             return
         settings = store.settings(account_id)
         for inbox_id in waiting.queues:
@@ -487,11 +515,11 @@ class Engine:
             if told is not None and (at - told).total_seconds() < every:
                 continue
             text = queue_message(template, position, wait_minutes(queue.pickups, at, position))
-            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conversation_id, ChatOutbound(
-                event_id=derive_id("outbound", account_id, conversation_id, cause,
-                                   "queue-position", str(position)),
-                conversation_id=conversation_id, channel=conv.channel,
-                kind="handoff_queue_position", text=text, occurred_at=at)))
+            decision.emits.append(Emit(Topic.CHAT_OUTBOUND, conversation_id, build(ChatOutbound, {
+                "event_id": derive_id("outbound", account_id, conversation_id, cause,
+                                      "queue-position", str(position)),
+                "conversation_id": conversation_id, "channel": conv.channel,
+                "kind": "handoff_queue_position", "text": text, "occurred_at": at})))
             store.put(decision, Table.CONVERSATIONS, conversation_id,
                       conv.evolve({"position_told": position, "position_told_at": at}))
 
@@ -533,8 +561,8 @@ class Engine:
 
     def _drop_waiting(self, store: Overlay, decision: Decision, account_id: str,
                       conversation_id: str) -> None:
-        waiting = store.waiting(account_id)
-        if conversation_id in waiting.pickups:
+        waiting = store.waiting_if_any(account_id)
+        if waiting is not None and conversation_id in waiting.pickups:
             self._put_waiting(store, decision, waiting.evolve({
                 "pickups": tuple(c for c in waiting.pickups if c != conversation_id)}))
 
@@ -614,10 +642,11 @@ class Engine:
         else:
             store.put(decision, Table.SETTINGS, request.account_id,
                       current.evolve({"recent_request_ids": seen}))
-        decision.emits.append(Emit(Topic.CONFIG_CHANGES, request.account_id, ConfigChange(
-            event_id=derive_id("config-change", request.account_id, request.event_id),
-            account_id=request.account_id, actor=request.actor, accepted=refusal is None,
-            reason=refusal, version=version, occurred_at=request.occurred_at)))
+        decision.emits.append(Emit(Topic.CONFIG_CHANGES, request.account_id, build(ConfigChange, {
+            "event_id": derive_id("config-change", request.account_id, request.event_id),
+            "account_id": request.account_id, "actor": request.actor,
+            "accepted": refusal is None, "reason": refusal, "version": version,
+            "occurred_at": request.occurred_at})))
 
 
 # What a conversation forgets when it goes back to the customer agent.
@@ -629,15 +658,23 @@ _BACK_TO_BOT: dict[str, object] = {
 
 def _choice(config: HandoffConfig, conv: ConversationState, at: datetime) -> Choice:
     """Who routing may pick for this conversation now, beyond presence and capacity."""
+    return _choice_of(config, conv.language, conv.trigger, conv.handed_off_at or at,
+                      conv.declined, at)
+
+
+def _choice_of(config: HandoffConfig, language: str | None, trigger: Trigger | None,
+               since: datetime, declined: tuple[str, ...], at: datetime) -> Choice:
     preference = config.language_routing
-    trigger_language = conv.trigger.language if conv.trigger is not None else None
-    language = (language_code(conv.language or trigger_language)
-                if preference is not None and preference.prefer else None)
-    since = conv.handed_off_at or at
-    speakers_only = (preference is not None and language is not None
-                     and config.assign_when_available
+    if preference is None:
+        return Choice(declined=declined) if declined else _ANYONE
+    trigger_language = trigger.language if trigger is not None else None
+    code = language_code(language or trigger_language) if preference.prefer else None
+    speakers_only = (code is not None and config.assign_when_available
                      and (at - since).total_seconds() < preference.fallback_after_s)
-    return Choice(declined=conv.declined, language=language, speakers_only=speakers_only)
+    return Choice(declined=declined, language=code, speakers_only=speakers_only)
+
+
+_ANYONE = Choice()
 
 
 def _origin_id(event: SequencedDirectory | SequencedWorkflow) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from handoff.core.availability import agent_unavailable_reason, team_open
-from handoff.core.state import AccountState
+from handoff.core.state import AccountState, build
 from handoff.core.store import Overlay
 from handoff.triggers.custom import normalize_phrase
 from schemas.common import Channel, Process
@@ -94,15 +94,55 @@ def label(account: AccountState, kind: str, ident: str) -> str:
     return f"{name} ({ident})" if name and name != ident else ident
 
 
+# What routing derives from an account's directory (and its settings' assignees) alone, kept
+# per state object: states are frozen and replaced, never changed, when the directory or the
+# settings change, so the same objects give the same answer. Each entry holds its objects, so
+# their ids cannot be reused while it is kept; the most recent few hundred are kept (a worker
+# busy with more accounts than that recomputes, as before).
+_KEPT = 512
+Pool = list[tuple[str, str | None]]
+_TEAMS: dict[int, tuple[AccountState, dict[str, list[str]]]] = {}
+_PLANS: dict[tuple[int, int], tuple[AccountState, DirectRouting, str, Pool]] = {}
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> V:
+    if len(memo) >= _KEPT:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
+    return value
+
+
 def team_members(account: AccountState, team_id: str) -> list[str]:
     """Members of a team in directory order, which is the rotation order."""
-    return [u.id for u in account.users.values() if team_id in u.teams]
+    hit = _TEAMS.get(id(account))
+    if hit is None or hit[0] is not account:
+        teams: dict[str, list[str]] = {}
+        for u in account.users.values():
+            for team in dict.fromkeys(u.teams):
+                teams.setdefault(team, []).append(u.id)
+        hit = _remember(_TEAMS, id(account), (account, teams))
+    return list(hit[1].get(team_id, ()))
 
 
-def _expand(account: AccountState, assignees: list[Assignee]) -> list[tuple[str, str | None]]:
+def _direct_plan(account: AccountState, routing: DirectRouting) -> tuple[str, Pool]:
+    """The configured assignees in words, and live routing's pool (see `_expand`)."""
+    hit = _PLANS.get((id(account), id(routing)))
+    if hit is None or hit[0] is not account or hit[1] is not routing:
+        configured = ", ".join(f"{a.type} {label(account, a.type, a.id)}"
+                               for a in routing.assignees)
+        hit = _remember(_PLANS, (id(account), id(routing)),
+                        (account, routing, configured, _expand(account, routing.assignees)))
+    return hit[2], hit[3]
+
+
+def _expand(account: AccountState, assignees: list[Assignee]) -> Pool:
     """Flatten configured users and teams into (user id, via team) without repeats."""
     seen: set[str] = set()
-    out: list[tuple[str, str | None]] = []
+    out: Pool = []
     for entry in assignees:
         members = [entry.id] if entry.type == "user" else team_members(account, entry.id)
         via = None if entry.type == "user" else entry.id
@@ -134,14 +174,20 @@ def _first_available(
     language = choice.language
     start = store.rotation(cursor_key)
     fallback: int | None = None
-    for index in _ring(start, len(pool)):
+    opened: dict[str, bool] = {}  # a team's hours, looked up once for all of its members
+    size = len(pool)
+    for step in range(size):
+        index = (start + step) % size
         user_id, via = pool[index]
-        team = account.teams.get(via) if via is not None else None
         reason = agent_unavailable_reason(store.agent(user_id))
-        if reason is None and via is not None and (team is None or not team_open(team, at)):
-            reason = f"team {label(account, 'team', via)} outside business hours"
+        if reason is None and via is not None:
+            team = account.teams.get(via)
+            if team is not None and via not in opened:
+                opened[via] = team_open(team, at)
             if team is None:
                 reason = f"team {via} not in the directory"
+            elif not opened[via]:
+                reason = f"team {label(account, 'team', via)} outside business hours"
         if reason is None and user_id in choice.declined:
             reason = "declined this conversation (timed out or released it)"
         if reason is None and language is not None and not speaks(account, user_id, language):
@@ -183,9 +229,8 @@ def route_direct(
     choice: Choice = Choice(),
 ) -> Routed:
     """Same users or teams for every issue: live takes the next available, async rotates all."""
-    configured = ", ".join(f"{a.type} {label(account, a.type, a.id)}" for a in routing.assignees)
+    configured, pool = _direct_plan(account, routing)
     if process is Process.LIVE:
-        pool = _expand(account, routing.assignees)
         key = f"{facts.account_id}|direct|live"
         user_id, via, notes, cursor = _first_available(store, account, pool, key, facts.at,
                                                        choice)
@@ -203,7 +248,8 @@ def route_direct(
         skipped = [n for n in notes if ": chosen" not in n]
         if skipped:
             rule += "; passed over " + ", ".join(skipped)
-        return Routed(Assignee(type="user", id=user_id), rule + ".", "available", notes, cursor)
+        return Routed(build(Assignee, {"type": "user", "id": user_id}), rule + ".", "available",
+                      notes, cursor)
 
     # Async: the case waits for follow-up, so presence does not matter for who gets it.
     anyone = any(assignee_available(store, account, a, facts.at) for a in routing.assignees)
@@ -261,7 +307,7 @@ def route_workflow(
                 if user_id in choice.declined:
                     continue
                 return Routed(
-                    Assignee(type="user", id=user_id),
+                    build(Assignee, {"type": "user", "id": user_id}),
                     f"{title}, rule {number}: rotates the owner over [{over}]; "
                     f"{label(account, 'user', user_id)} is next.",
                     "available", [f"{user_id}: chosen"], {key: (index + 1) % size})
@@ -278,7 +324,7 @@ def route_workflow(
                 why = "; ".join(notes) or "the team has no members"
                 return Routed(None, f"{title}, rule {number}: no member of team {team} is "
                               f"available ({why}); the ticket is unassigned.", "unassigned", notes)
-            return Routed(Assignee(type="user", id=found),
+            return Routed(build(Assignee, {"type": "user", "id": found}),
                           f"{title}, rule {number}: {label(account, 'user', found)} is the next "
                           f"available member of team {team}.", "available", notes, cursor)
         if assign.user in choice.declined:
@@ -286,7 +332,7 @@ def route_workflow(
                           f"{label(account, 'user', assign.user)}, who declined this "
                           "conversation; the ticket is unassigned.", "unassigned",
                           [f"{assign.user}: declined this conversation"])
-        return Routed(Assignee(type="user", id=assign.user),
+        return Routed(build(Assignee, {"type": "user", "id": assign.user}),
                       f"{title}, rule {number}: assigns {label(account, 'user', assign.user)}.",
                       "available", [f"{assign.user}: chosen"])
     return Routed(None, f"{title}: no rule matched; the ticket is unassigned.", "unassigned")

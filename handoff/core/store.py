@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -19,6 +19,7 @@ from handoff.core.state import (
     ConversationState,
     QueueState,
     WaitingState,
+    build,
 )
 from schemas.topics import Topic
 
@@ -84,9 +85,10 @@ class Overlay:
         self._pending: dict[tuple[Table, str], BaseModel | int | None] = {}
 
     def get(self, table: Table, key: str) -> object | None:
-        hit = self._pending.get((table, key), _MISSING)
-        if hit is not _MISSING:
-            return hit
+        if self._pending:  # most reads come before the decision's first write
+            hit = self._pending.get((table, key), _MISSING)
+            if hit is not _MISSING:
+                return hit
         return self._base.get(table, key)
 
     def put(self, decision: Decision, table: Table, key: str, value: BaseModel | int | None) -> None:
@@ -96,22 +98,20 @@ class Overlay:
     def conversation(self, key: str) -> ConversationState | None:
         return _typed(self.get(Table.CONVERSATIONS, key), ConversationState)
 
-    # The defaults of a key never written are built without validation (`model_construct`):
-    # an account without directory or settings would otherwise pay for it on every message.
+    # The defaults of a key never written (`_default`): an account without directory or
+    # settings would otherwise pay for them on every message.
 
     def settings(self, account_id: str) -> AccountSettings:
         found = _typed(self.get(Table.SETTINGS, account_id), AccountSettings)
-        return found if found is not None else AccountSettings.model_construct(
-            account_id=account_id)
+        return found if found is not None else _default(AccountSettings, "account_id", account_id)
 
     def account(self, account_id: str) -> AccountState:
         found = _typed(self.get(Table.ACCOUNTS, account_id), AccountState)
-        return found if found is not None else AccountState.model_construct(
-            account_id=account_id)
+        return found if found is not None else _default(AccountState, "account_id", account_id)
 
     def agent(self, user_id: str) -> AgentState:
         found = _typed(self.get(Table.AGENTS, user_id), AgentState)
-        return found if found is not None else AgentState.model_construct(user_id=user_id)
+        return found if found is not None else _default(AgentState, "user_id", user_id)
 
     def rotation(self, key: str) -> int:
         found = self.get(Table.ROTATIONS, key)
@@ -119,12 +119,17 @@ class Overlay:
 
     def queue(self, account_id: str, inbox_id: str) -> QueueState:
         found = _typed(self.get(Table.QUEUES, queue_key(account_id, inbox_id)), QueueState)
-        return found if found is not None else QueueState(account_id=account_id,
-                                                          inbox_id=inbox_id)
+        return found if found is not None else build(QueueState, {"account_id": account_id,
+                                                                  "inbox_id": inbox_id})
 
     def waiting(self, account_id: str) -> WaitingState:
         found = _typed(self.get(Table.WAITING, account_id), WaitingState)
-        return found if found is not None else WaitingState(account_id=account_id)
+        return found if found is not None else build(WaitingState, {"account_id": account_id})
+
+    def waiting_if_any(self, account_id: str) -> WaitingState | None:
+        """The account's waiting state, or None when nothing waits (the key is then absent):
+        most events of most accounts find nothing waiting, and need no default built."""
+        return _typed(self.get(Table.WAITING, account_id), WaitingState)
 
 
 def queue_key(account_id: str, inbox_id: str) -> str:
@@ -133,6 +138,22 @@ def queue_key(account_id: str, inbox_id: str) -> str:
 
 
 _MISSING = object()
+
+# One default state per key, built without validation and shared: states are frozen and the
+# core replaces them (never changes them, nor their dicts) when it writes, so a shared default
+# is as good as a new one, and routing's per-object memos find the same object again.
+_DEFAULTS: dict[tuple[type[BaseModel], str], BaseModel] = {}
+_DEFAULTS_KEPT = 4096
+D = TypeVar("D", bound=BaseModel)
+
+
+def _default(model: type[D], field: str, key: str) -> D:
+    found = _DEFAULTS.get((model, key))
+    if found is None:
+        if len(_DEFAULTS) >= _DEFAULTS_KEPT:
+            _DEFAULTS.pop(next(iter(_DEFAULTS)))
+        found = _DEFAULTS[(model, key)] = build(model, {field: key})
+    return cast(D, found)
 
 
 M = TypeVar("M", bound=BaseModel)

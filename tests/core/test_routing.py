@@ -161,3 +161,17 @@ def test_default_destination_is_the_first_inbox_and_directory_removal_is_seen() 
     run.feed(b.inbox("first"), b.inbox("second"), b.removed("inbox:first"))
     out = run.feed(b.chat("m-1", "human please"))
     assert run.topic("assignments", out)[0]["inbox_id"] == "second"
+
+
+def test_a_team_member_added_or_renamed_later_is_in_the_next_handoffs_pool() -> None:
+    """Routing keeps pools per directory state: a directory change must give a new pool."""
+    run = configured(direct("live", [{"type": "team", "id": "t-1"}]), b.team("t-1"),
+                     b.user("u-1", teams=("t-1",)), b.presence("u-1", max_open=1))
+    assert who(handoffs(run, 2)) == ["u-1", None]
+    run.feed(b.user("u-2", teams=("t-1",), name="Kari"), b.presence("u-2"))
+    later = handoffs(run, 1, start=2)
+    assert who(later) == ["u-2"] and "Kari (u-2)" in later[0]["rule"]
+    run.feed(b.user("u-2", teams=("t-1",), name="Kari N."))
+    assert "Kari N. (u-2)" in handoffs(run, 1, start=3)[0]["rule"]
+    run.feed(b.removed("user:u-2"))
+    assert who(handoffs(run, 1, start=4)) == [None]
