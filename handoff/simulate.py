@@ -52,6 +52,7 @@ from handoff.history import (
     plan,
     read_spans,
 )
+from handoff.ops.gc import freeze_survivors, tune_gc
 from handoff.replay import decide
 from handoff.spill import SpillStore
 from handoff.triggers.custom import normalize_phrase
@@ -357,6 +358,8 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
     the same planned offsets, while this one decides the recorded run.
     """
     log_range = log_range or LogRange()
+    # Left so after the run: this process is `handoff simulate`'s own, or a test's.
+    tune_gc(WHAT_IF_GC_THRESHOLD)
     proposal = HandoffConfig.model_validate(raw)
     in_force = proposal_in_force(proposal)
     parallel = _parallel() if parallel is None else parallel
@@ -374,7 +377,9 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
                      if parallel and any(s.start < s.stop for s in spans) else None)
             try:
                 # Loaded once the child has started, so that it builds its own meanwhile.
-                detector = detector or load_detector(settings.human_request_dirs)
+                if detector is None:
+                    detector = load_detector(settings.human_request_dirs)
+                    freeze_survivors()
                 with SpillStore() as recorded_store, SpillStore() as what_if_store:
                     runs = [_Run(account_id, detector, recorded_store, None)]
                     if child is None:
@@ -424,6 +429,9 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
 # -- the what-if run in a child process -------------------------------------------------------
 
 _CHILD = "from handoff.simulate import child_main; child_main()"
+# As the worker's default (HANDOFF_GC_THRESHOLD): a run allocates several objects per record,
+# and a fifth of a what-if process's CPU went to collecting them at Python's 700.
+WHAT_IF_GC_THRESHOLD = 50_000
 
 
 async def _start_child(settings: WorkerSettings, account_id: str, proposal: HandoffConfig,
@@ -470,6 +478,7 @@ def child_main() -> None:
     async def run() -> Side:
         watch = asyncio.get_running_loop().create_task(orphaned())
         detector = load_detector(settings.human_request_dirs)
+        freeze_survivors()
         async with open_consumer(settings) as consumer:
             await partitions_of(consumer, source)
             with SpillStore() as store:
@@ -479,6 +488,7 @@ def child_main() -> None:
                 watch.cancel()
                 return what_if.finish({})
 
+    tune_gc(WHAT_IF_GC_THRESHOLD)
     sys.stdout.buffer.write(pickle.dumps(asyncio.run(run())))
     sys.stdout.buffer.flush()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from mode import Service
 from handoff.config import WorkerSettings
 from handoff.core.store import StateReader, Table
 from handoff.kafka_clients import client_kwargs
+from handoff.ops.gc import freeze_survivors, tune_gc
 from handoff.ops.metrics import Metrics
 from schemas.topics import INPUT_TOPICS, Topic
 from steps.decide import Parsed, build_engine
@@ -46,17 +46,6 @@ log = logging.getLogger(__name__)
 
 # Every topic a task reads: the inputs, intake's user mapping, and the account log.
 INTAKE_TOPICS = (*INPUT_TOPICS, Topic.USER_ACCOUNTS)
-
-
-def tune_gc(threshold: int) -> None:
-    """Collect garbage less often than Python's default (every 700 allocations).
-
-    The loop allocates several short-lived objects per record, and each full pass walks every
-    state model held in memory: at the default, collection was about 30 % of the worker's
-    CPU (README, "Performance"). Few of the loop's objects form cycles, so little waits longer.
-    """
-    if threshold > 0:
-        gc.set_threshold(threshold, 20, 100)
 
 
 def tune_transaction_retry(ms: int) -> None:
@@ -430,7 +419,7 @@ class ProcessingLoop(Service):
         if not self.restoring and not self.rebalancing:
             if self.settings.gc_threshold > 0:
                 # What was restored lives as long as the task: no collection need walk it.
-                gc.freeze()
+                freeze_survivors()
             # The line operators (and the benchmarks) wait for: every task held is processing.
             log.info("Worker ready: tasks %s, %d state records restored since start",
                      sorted(self.tasks), self.restored_records)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from handoff.config import WorkerSettings
-from streams.loop import tune_gc
+from handoff.ops.gc import tune_gc
 
 
 @pytest.fixture(autouse=True)
