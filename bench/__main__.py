@@ -10,7 +10,9 @@ a bare aiokafka loop and a transactional batch loop), latency (produce to handof
 the default sequencing window and with 0), state (store memory and changelog recovery, memory
 vs RocksDB store), profile (py-spy over the worker, run when the worker is under half the bare
 loop, or --profile), simulate (the impact preview's `handoff simulate --json` over 100,000
-records of one account beside a bare read of the same records; `bench/simulate.py`).
+records of one account beside a bare read of the same records; `bench/simulate.py`), scaling
+(one worker against two over 8 partitions, and two workers with all the traffic on one
+account; `bench/scaling.py`).
 
 The broker: KAFKA_BOOTSTRAP_SERVERS if set, else the local one (`handoff kafka start`, state
 in HANDOFF_KAFKA_STATE_DIR), started and stopped by this command unless it already runs.
@@ -31,11 +33,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import core, harness, latency, recovery, simulate, throughput
+from bench import core, harness, latency, recovery, scaling, simulate, throughput
 from bench.profiling import format_summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("core", "matchers", "throughput", "latency", "state", "profile", "simulate")
+PARTS = ("core", "matchers", "throughput", "latency", "state", "profile", "simulate",
+         "scaling")
 
 GOAL_RATIO = 0.5
 GOAL_P99_MS = 50.0
@@ -209,6 +212,17 @@ async def _run_parts(args: argparse.Namespace, report: dict[str, Any], workdir: 
         except Exception as exc:
             note("recovery", exc)
 
+    if "scaling" in args.parts:
+        print(f"[scaling] {args.messages:,} messages over {scaling.PARTITIONS} partitions: one "
+              "worker, two workers, two workers with one account ...", flush=True)
+        try:
+            results["scaling"] = await scaling.run(bootstrap, workdir, n=args.messages,
+                                                   accounts=args.accounts)
+            for key in ("one_worker", "two_workers", "one_account_two_workers"):
+                failed(f"scaling-{key}", results["scaling"][key])
+        except Exception as exc:
+            note("scaling", exc)
+
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -231,7 +245,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("[matchers] custom phrases 10 / 1,000 / 10,000 and the human-request detector ...",
               flush=True)
         results["matchers"] = core.matcher_scaling(20_000)
-    broker_parts = {"throughput", "latency", "state", "profile", "simulate"} & set(args.parts)
+    broker_parts = {"throughput", "latency", "state", "profile", "simulate",
+                    "scaling"} & set(args.parts)
     if broker_parts:
         with harness.broker() as (bootstrap, what, pid):
             report["broker"] = what
@@ -389,6 +404,16 @@ def table(report: dict[str, Any]) -> str:
                 f"{_fmt(x['records_per_second'])} records/s, CPU {_fmt(x['cpu_seconds'])} s; "
                 f"goal < {x['goal_s']:.0f} s {_verdict(x['met'])}")
         row("", "  same report both ways", "yes" if sim["same_report"] else "NO", "", "")
+    sc = r.get("scaling", {})
+    if "two_workers" in sc:
+        one, two, busy = sc["one_worker"], sc["two_workers"], sc["one_account_two_workers"]
+        row("6 scaling", f"msgs/s, 2 workers, {two['partitions']} partitions",
+            _fmt(two["per_second"]), f"1 worker {_fmt(one['per_second'])}",
+            f"{sc['speedup']}x; CPU {_fmt(two['cpu_ms_per_message'])} vs "
+            f"{_fmt(one['cpu_ms_per_message'])} ms/msg")
+        row("", "  msgs/s, 2 workers, all on 1 account", _fmt(busy["per_second"]),
+            f"1 worker, {one['accounts']} accounts {_fmt(one['per_second'])}",
+            "one account: one log partition, one task")
     widths = [max(len(x[i]) for x in [*rows, ("part", "figure", "value", "baseline (same run)",
                                                 "vs baseline / goal")]) for i in range(5)]
     head = ("part", "figure", "value", "baseline (same run)", "vs baseline / goal")

@@ -68,8 +68,9 @@ def events(n: int, seed: int = 7, weights: list[float] | None = None
     i = 0
     for a in range(ACCOUNTS):
         acc = f"acct-{a}"
-        setup = [("directory", {"kind": "inbox", "id": f"{acc}-in", "account_id": acc,
-                                "type": "inbox"}, f"inbox:{acc}-in")]
+        setup: list[tuple[str, dict[str, Any], str]] = [
+            ("directory", {"kind": "inbox", "id": f"{acc}-in", "account_id": acc,
+                           "type": "inbox"}, f"inbox:{acc}-in")]
         setup += [("directory", {"kind": "user", "id": f"{acc}-u{u}", "account_id": acc,
                                  "name": f"User {u}", "teams": [f"{acc}-t"],
                                  "permissions": ["customer_agent.edit"]}, f"user:{acc}-u{u}")
