@@ -66,6 +66,12 @@ class WorkerSettings(BaseSettings):
         100, ge=1, le=10_000,
         description="longest the loop waits for records before a cycle with none; a cycle "
                     "starts as soon as any record is there")
+    fetch_wait_ms: int = Field(
+        10, ge=1, le=500,
+        description="longest the broker holds the loop's fetch open waiting for data: "
+                    "aiokafka fetches a partition whose records were just read only once the "
+                    "fetch in flight returns, so a long wait (its default is 500 ms) stalls "
+                    "busy partitions behind idle ones")
     tick_interval_ms: int = Field(
         1_000, ge=10, le=60_000,
         description="how often the loop writes the clock into the log of each account with "

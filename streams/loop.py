@@ -118,7 +118,7 @@ class ProcessingLoop(Service):
             enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(self.assignor,), session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(1000, min(3000, session_ms // 3)),
-            max_partition_fetch_bytes=4 * 1024 * 1024)
+            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=s.fetch_wait_ms)
         await self.consumer.start()
         self.consumer.subscribe(topics=[*self.intake_names, self.log_name],
                                 listener=_Listener(self))
