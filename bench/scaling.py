@@ -50,13 +50,15 @@ def _tasks_now(worker: Worker) -> list[int]:
 
 
 async def _settled(workers: list[Worker], partitions: int, timeout: float = 300.0) -> None:
-    """Wait until the workers' latest ready lines cover every task exactly once."""
+    """Wait until the workers' latest ready lines cover every task exactly once, each worker
+    holding some (a worker that joined last may first report none)."""
 
     async def covered() -> bool:
         for worker in workers:
             worker.check()
-        held = [task for worker in workers for task in _tasks_now(worker)]
-        return sorted(held) == list(range(partitions))
+        tasks = [_tasks_now(worker) for worker in workers]
+        held = [task for found in tasks for task in found]
+        return all(tasks) and sorted(held) == list(range(partitions))
 
     await wait_until(covered, timeout=timeout, interval=0.25)
     await asyncio.sleep(2.0)  # a ready line is logged before the next fetch: let them fetch
