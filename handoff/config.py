@@ -92,7 +92,8 @@ class WorkerSettings(BaseSettings):
         2, ge=1, le=1_000,
         description="how soon the transactional producers ask again to add a partition while "
                     "the broker still writes the previous transaction's markers (aiokafka "
-                    "waits 20 ms, which back-to-back cycles met on almost every transaction)")
+                    "waits 20 ms; a probe met that wait on every transaction while the broker "
+                    "was busy)")
     gc_threshold: int = Field(
         50_000, ge=0, le=10_000_000,
         description="allocations between the worker's young-generation garbage collections "

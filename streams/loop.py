@@ -54,8 +54,8 @@ def tune_transaction_retry(ms: int) -> None:
     The broker answers CONCURRENT_TRANSACTIONS until it has written the last transaction's
     markers, a few milliseconds; aiokafka then waits a fixed 20 ms (its `BACKOFF_OVERRIDE`,
     after KAFKA-5477), and a cycle that begins right after the previous commit, as every
-    busy cycle does, pays it in full. The constant is module state: every producer of the
-    worker process shares it, which is what the worker wants.
+    busy cycle does, pays it in full when the broker is slow to finish. The constant is
+    module state: every producer of the worker process shares it, which the worker wants.
     """
     if hasattr(aiokafka_sender, "BACKOFF_OVERRIDE"):
         aiokafka_sender.BACKOFF_OVERRIDE = ms / 1000
