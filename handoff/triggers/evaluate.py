@@ -48,8 +48,10 @@ __all__ = [
     "predict",
     "read_csv",
     "read_rows",
+    "read_sentence_files",
     "source_group",
     "write_predictions",
+    "write_rows",
 ]
 
 LABELS = ("human", "borderline", "other")
@@ -305,6 +307,31 @@ def read_rows(path: Path | str) -> Iterator[Row]:
             lang = (row["lang"] or "").strip().lower() or _UNKNOWN_LANG
             source = (row.get("source") or "").strip() or default_source
             yield Row(row["text"] or "", label, lang, source)
+
+
+# The marks of a sentence file's lines: "H <text>", "B <text>", "O <text>".
+_MARKS = {"H": "human", "B": "borderline", "O": "other"}
+
+
+def read_sentence_files(directory: Path, source: str) -> list[Row]:
+    """Rows of the ``<lang>.txt`` sentence files in `directory`, files in name order; blank
+    lines and ``#`` comments skipped."""
+    rows: list[Row] = []
+    for path in sorted(directory.glob("*.txt")):
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            if not raw.strip() or raw.startswith("#"):
+                continue
+            mark, text = raw.split(" ", 1)
+            rows.append(Row(text.strip(), _MARKS[mark], path.stem, source))
+    return rows
+
+
+def write_rows(path: Path, rows: Iterable[RowLike]) -> None:
+    """Write labelled rows as a CSV with the columns `read_rows` reads."""
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("text", "label", "lang", "source"))
+        writer.writerows(Row(*row) if not isinstance(row, Row) else row for row in rows)
 
 
 def _source_of(row: RowLike) -> str:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from handoff.triggers.evaluate import Row, RowLike, read_rows, source_group
+from handoff.triggers.evaluate import read_sentence_files as sentence_files
 from handoff.triggers.human_request import HumanRequestDetector
 from handoff.triggers.normalize import normalize
 from handoff.triggers.stage2 import MODEL_FILE, Stage2Model, features
@@ -62,7 +63,6 @@ TARGET_FPR = 0.001  # out-of-fold, on the negatives the stage sees
 TARGET_HARD_FPR = 0.0025
 _HARD_PREFIXES = ("handwritten", "stage2", SEEN_HELDOUT_SOURCE, "check")
 MIN_WEIGHT = 0.02  # smaller weights are left out of the file to keep it small
-_LABELS = {"H": "human", "B": "borderline", "O": "other"}
 # Sources never trained on: noisy labels, and every held-out set not yet scored and reported.
 _EXCLUDED_GROUPS = ("hellohaptik/HINT3",)
 _EXCLUDED_PREFIX = "heldout"
@@ -70,14 +70,7 @@ _EXCLUDED_PREFIX = "heldout"
 
 def read_sentence_files(directory: Path = STAGE2_SENTENCES) -> list[Row]:
     """Rows of ``<lang>.txt`` files ("H ", "B ", "O " lines), source ``stage2-train``."""
-    rows: list[Row] = []
-    for path in sorted(directory.glob("*.txt")):
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            if not raw.strip() or raw.startswith("#"):
-                continue
-            mark, text = raw.split(" ", 1)
-            rows.append(Row(text.strip(), _LABELS[mark], path.stem, "stage2-train"))
-    return rows
+    return sentence_files(directory, "stage2-train")
 
 
 def default_rows(dev: Path = DEV_CSV) -> list[Row]:

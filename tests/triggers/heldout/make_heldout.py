@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from handoff.triggers.evaluate import Row, read_sentence_files, write_rows
+
 HERE = Path(__file__).resolve().parent
-LABELS = {"H": "human", "B": "borderline", "O": "other"}
 SOURCE = "heldout-2026-12-01"
 
 
-def rows() -> list[tuple[str, str, str, str]]:
+def rows() -> list[Row]:
     """(text, label, lang, source) for every sentence line, files in name order."""
-    out: list[tuple[str, str, str, str]] = []
-    for path in sorted(HERE.glob("*.txt")):
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            if not raw.strip() or raw.startswith("#"):
-                continue
-            mark, text = raw.split(" ", 1)
-            out.append((text.strip(), LABELS[mark], path.stem, SOURCE))
-    return out
+    return read_sentence_files(HERE, SOURCE)
 
 
 def main() -> None:
-    with open(HERE / "heldout.csv", "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("text", "label", "lang", "source"))
-        writer.writerows(rows())
+    write_rows(HERE / "heldout.csv", rows())
 
 
 if __name__ == "__main__":
