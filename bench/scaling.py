@@ -32,6 +32,7 @@ from bench.harness import (
     produce_bulk,
     wait_until,
 )
+from bench.throughput import busy_span, mark
 from schemas.topics import Topic
 
 PARTITIONS = 8
@@ -90,13 +91,10 @@ async def run_one(bootstrap: str, workdir: Path, *, n: int, accounts: int, worke
     async with Offsets(bootstrap, PARTITIONS) as offsets:
         chat = dep.topic(Topic.CHAT_MESSAGES)
         account_events = dep.topic(Topic.ACCOUNT_EVENTS)
-        changelog = dep.changelog("conversations")
-        since_events = await offsets.end(account_events)
-        since_changelog = await offsets.end(changelog)
-        since_handoffs = await offsets.end(dep.topic(Topic.HANDOFF_EVENTS))
+        since = await mark(offsets, dep)
         expected = generated.expected_handoffs
         async with RecordCount(bootstrap, dep.topic(Topic.HANDOFF_EVENTS),
-                               since_handoffs) as published:
+                               since.handoffs) as published:
             await produce_bulk(bootstrap, chat, generated.records, PARTITIONS)
 
             async def done() -> bool:
@@ -113,12 +111,10 @@ async def run_one(bootstrap: str, workdir: Path, *, n: int, accounts: int, worke
                 result["error"] = (f"workers did not finish in time: {published.count} of "
                                    f"{expected} handoffs")
         cpu = sum(proc_cpu_s(w.pid) - cpu_before[w.pid] for w in running)
-        first, _ = await offsets.timestamps(account_events, since_events)
-        _, last = await offsets.timestamps(changelog, since_changelog)
+        _, _, busy = await busy_span(offsets, dep, since)
         result["handoffs"] = await offsets.records(dep.topic(Topic.HANDOFF_EVENTS),
-                                                   since_handoffs)
+                                                   since.handoffs)
     dep.stop_workers()
-    busy = max(((last or 0) - (first or 0)) / 1000, 1e-3)
     result.update({"busy_s": round(busy, 2), "per_second": round(n / busy),
                    "cpu_ms_per_message": round(cpu / n * 1000, 4)})
     return result

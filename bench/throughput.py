@@ -26,8 +26,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aiokafka import TopicPartition
 
 from bench import traffic
 from bench.harness import (
@@ -43,6 +46,34 @@ from bench.harness import (
 )
 from bench.profiling import PySpy
 from schemas.topics import Topic
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The ends of a worker's topics before a run: what is written after them is the run's."""
+
+    events: dict[TopicPartition, int]
+    changelog: dict[TopicPartition, int]
+    handoffs: dict[TopicPartition, int]
+
+
+async def mark(offsets: Offsets, dep: Deployment) -> Marks:
+    """Where the run's records will start on the account log, the conversations changelog
+    and `handoff.events`."""
+    return Marks(await offsets.end(dep.topic(Topic.ACCOUNT_EVENTS)),
+                 await offsets.end(dep.changelog("conversations")),
+                 await offsets.end(dep.topic(Topic.HANDOFF_EVENTS)))
+
+
+async def busy_span(offsets: Offsets, dep: Deployment, since: Marks
+                    ) -> tuple[int | None, int | None, float]:
+    """The run's first record forwarded to the account log and its last write to the
+    conversations changelog (broker ms; each transaction writes a changed conversation once,
+    so the last is the last cycle that decided a chat message), and the seconds between."""
+    first, _ = await offsets.timestamps(dep.topic(Topic.ACCOUNT_EVENTS), since.events)
+    _, last = await offsets.timestamps(dep.changelog("conversations"), since.changelog)
+    return first, last, max(((last or 0) - (first or 0)) / 1000, 1e-3)
+
 
 BARE_OUT = "bench.bare-out"
 PARSE_OUT = "bench.bare-parse-out"
@@ -132,9 +163,7 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         chat = dep.topic(Topic.CHAT_MESSAGES)
         account_events = dep.topic(Topic.ACCOUNT_EVENTS)
         changelog = dep.changelog("conversations")
-        since_events = await offsets.end(account_events)
-        since_changelog = await offsets.end(changelog)
-        handoffs_since = await offsets.end(dep.topic(Topic.HANDOFF_EVENTS))
+        since = await mark(offsets, dep)
         count, seconds = await produce_bulk(bootstrap, chat, generated.records, dep.partitions)
         result["produce"] = {"messages": count, "seconds": round(seconds, 2),
                              "per_second": round(count / seconds)}
@@ -161,7 +190,7 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         expected = generated.expected_handoffs
 
         async with RecordCount(bootstrap, dep.topic(Topic.HANDOFF_EVENTS),
-                               handoffs_since) as published:
+                               since.handoffs) as published:
 
             async def done() -> bool:
                 return (await published.read() >= expected
@@ -181,11 +210,9 @@ async def run(bootstrap: str, workdir: Path, *, n: int, accounts: int, store: st
         worker.stop()
         retries = worker.produce_retries()
         result["cpu"] = meter.stop()
-        first, _ = await offsets.timestamps(account_events, since_events)
-        _, last = await offsets.timestamps(changelog, since_changelog)
-        handoffs = await offsets.records(dep.topic(Topic.HANDOFF_EVENTS), handoffs_since)
+        first, last, busy = await busy_span(offsets, dep, since)
+        handoffs = await offsets.records(dep.topic(Topic.HANDOFF_EVENTS), since.handoffs)
         result["changelog_topic"] = changelog
-    busy = max(((last or 0) - (first or 0)) / 1000, 1e-3)
     result["worker"] = {
         "messages": n, "busy_s": round(busy, 2), "per_second": round(n / busy),
         "startup_s": round(ready - worker.started, 2),
