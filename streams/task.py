@@ -131,13 +131,18 @@ class Task:
         p = self.partition
         group = self.settings.group_id
         futures: dict[str, Any] = {}
+        # The changelog's bytes, handed to the store too: RocksDB keeps them, not a re-encoding.
+        bodies: dict[str, dict[str, bytes]] = {}
         for name, changes in self.pending.items():
             if not changes:
                 continue
             codec = store_codec(name)
             topic = changelog_topic(group, name)
+            encoded = bodies[name] = {}
             for key, value in changes.items():
                 body = None if value is None else codec.encode(value)
+                if body is not None:
+                    encoded[key] = body
                 futures[name] = await self.send(topic, key.encode(), body, partition=p)
         if self.offsets:
             await self.producer.send_offsets_to_transaction(
@@ -152,7 +157,7 @@ class Task:
                 continue
             done = futures.get(name)
             next_offset = done.result().offset + 1 if done is not None and done.done() else None
-            self.stores[name].write(dict(changes), next_offset)
+            self.stores[name].write(dict(changes), next_offset, bodies[name])
             changes.clear()
         self.committed.update(self.offsets)
         self.offsets.clear()
