@@ -11,7 +11,7 @@ runs alike.
 
 The records are streamed; what is kept is two bounded stores (`handoff/spill.py`), the
 counters and one short outcome line per conversation that has a handoff in either run. Unless
-the cores are busy, the what-if run is decided by a child process over the same planned
+the cores are busy, the what-if run is decided by a forked child process over the same planned
 offsets while this process decides the recorded run (the two runs share nothing but the log;
 for 100,000 records a quarter less wait than one pass on a quiet machine, see README);
 otherwise both runs share one pass and each record is parsed once.
@@ -26,6 +26,7 @@ import inspect
 import logging
 import os
 import pickle
+import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from handoff.core.engine import Engine
 from handoff.core.settings import check_config
 from handoff.core.state import AccountSettings
 from handoff.core.store import Decision, Overlay, Table, Write
-from handoff.core.triggers import Matchers
+from handoff.core.triggers import HumanDetector, Matchers
 from handoff.history import (
     LogRange,
     Progress,
@@ -56,7 +57,7 @@ from handoff.ops.gc import freeze_survivors, tune_gc
 from handoff.replay import decide
 from handoff.spill import SpillStore
 from handoff.triggers.custom import normalize_phrase
-from handoff.triggers.human_request import DATA_DIR, HumanRequestDetector
+from handoff.triggers.human_request import DATA_DIR, HumanRequestDetector, HumanRequestMatch
 from schemas.internal import SequencedChat
 from schemas.settings import DirectRouting, HandoffConfig
 from schemas.topics import Topic, partition_for
@@ -103,7 +104,7 @@ class WhatIf:
 
     def get(self, table: Table, key: str) -> object | None:
         value = self.base.get(table, key)
-        if not (self.active and table is Table.SETTINGS and key == self.account_id):
+        if table is not Table.SETTINGS or key != self.account_id or not self.active:
             return value
         if self._cached is not None and self._cached[0] is value:
             return self._cached[1]
@@ -271,11 +272,29 @@ class Side:
     errors: list[str] = field(default_factory=list)  # recorded: the proposal against the end
 
 
+class _LastDetection:
+    """The detector, remembering its last answer: the two runs of one pass ask about the same
+    message one after the other, and a detection depends on the text alone."""
+
+    __slots__ = ("_detector", "_match", "_text")
+
+    def __init__(self, detector: HumanDetector) -> None:
+        self._detector = detector
+        self._text: str | None = None
+        self._match: HumanRequestMatch | None = None
+
+    def detect(self, normalized_text: str) -> HumanRequestMatch | None:
+        if normalized_text != self._text:
+            self._match = self._detector.detect(normalized_text)
+            self._text = normalized_text
+        return self._match
+
+
 class _Run:
     """One engine and its bounded store over the account's records: the recorded run
     (`proposal` None) or the what-if run."""
 
-    def __init__(self, account_id: str, detector: HumanRequestDetector, store: SpillStore,
+    def __init__(self, account_id: str, detector: HumanDetector, store: SpillStore,
                  proposal: HandoffConfig | None) -> None:
         self.account_id = account_id
         self.engine = Engine(Matchers(detector))
@@ -362,7 +381,8 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
     tune_gc(WHAT_IF_GC_THRESHOLD)
     proposal = HandoffConfig.model_validate(raw)
     in_force = proposal_in_force(proposal)
-    parallel = _parallel() if parallel is None else parallel
+    # Without fork (not POSIX) both runs share one pass.
+    parallel = (_parallel() if parallel is None else parallel) and hasattr(os, "fork")
     detector: HumanRequestDetector | None = None
     report = Report(account_id, log_range.describe(), proposal)
     source = settings.topic(Topic.ACCOUNT_EVENTS)
@@ -373,17 +393,19 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
         for only in ([home], [p for p in numbers if p != home]):
             spans = await plan(consumer, source, log_range, only)
             counter = Progress("simulate", sum(s.records for s in spans), enabled=progress)
-            child = (await _start_child(settings, account_id, in_force, source, spans)
+            if detector is None:
+                detector = load_detector(settings.human_request_dirs)
+                # Out of the collector's way for the run, and shared with a forked child
+                # page for page instead of copied by the collector's writes.
+                freeze_survivors()
+            child = (_start_child(settings, account_id, in_force, source, spans, detector)
                      if parallel and any(s.start < s.stop for s in spans) else None)
             try:
-                # Loaded once the child has started, so that it builds its own meanwhile.
-                if detector is None:
-                    detector = load_detector(settings.human_request_dirs)
-                    freeze_survivors()
                 with SpillStore() as recorded_store, SpillStore() as what_if_store:
-                    runs = [_Run(account_id, detector, recorded_store, None)]
+                    shared = detector if child is not None else _LastDetection(detector)
+                    runs = [_Run(account_id, shared, recorded_store, None)]
                     if child is None:
-                        runs.append(_Run(account_id, detector, what_if_store, in_force))
+                        runs.append(_Run(account_id, shared, what_if_store, in_force))
                     await _feed(consumer, source, spans, account_id, runs, counter)
                     recorded = runs[0].finish(raw)
                     what_if = runs[1].finish(raw) if child is None else Side()
@@ -402,9 +424,7 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
                     child = None
             finally:
                 if child is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        child.kill()
-                    await child.wait()
+                    _stop_child(child)
             counter.close()
             if recorded.records_in_range or recorded.records_before:
                 break  # found on its own partition: the others hold other accounts
@@ -428,45 +448,48 @@ async def run_simulation(settings: WorkerSettings, account_id: str, raw: dict[st
 
 # -- the what-if run in a child process -------------------------------------------------------
 
-_CHILD = "from handoff.simulate import child_main; child_main()"
 # As the worker's default (HANDOFF_GC_THRESHOLD): a run allocates several objects per record,
 # and a fifth of a what-if process's CPU went to collecting them at Python's 700.
 WHAT_IF_GC_THRESHOLD = 50_000
 
 
-async def _start_child(settings: WorkerSettings, account_id: str, proposal: HandoffConfig,
-                       source: str, spans: list[Span]) -> asyncio.subprocess.Process:
-    """Start the what-if run over exactly these spans (planned once, so both runs read the same
-    records however the log grows meanwhile)."""
-    # The child imports the same code as this process, wherever it was started from.
-    here = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _CHILD, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": path})
-    assert child.stdin is not None
-    child.stdin.write(pickle.dumps((settings, account_id, proposal, source, spans)))
-    await child.stdin.drain()
-    child.stdin.close()
-    return child
+@dataclass
+class _Child:
+    pid: int
+    answer: int  # the read end of the pipe the child writes its pickled answer to
 
 
-async def _child_side(child: asyncio.subprocess.Process) -> Side:
-    out, err = await child.communicate()
-    if child.returncode != 0:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError("the what-if run failed: "
-                           + (lines[-1] if lines else f"exit status {child.returncode}"))
-    side = pickle.loads(out)  # our own child's answer, over a pipe only we hold
-    if not isinstance(side, Side):
-        raise RuntimeError("the what-if run answered no result")
-    return side
+def _start_child(settings: WorkerSettings, account_id: str, proposal: HandoffConfig,
+                 source: str, spans: list[Span], detector: HumanRequestDetector) -> _Child:
+    """Fork the what-if run over exactly these spans (planned once, so both runs read the same
+    records however the log grows meanwhile). A fork inherits the imports and the detector a
+    fresh interpreter spent a second on before deciding its first record."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return _Child(pid, read_end)
+    # The child: it never returns into the caller's event loop, and leaves by `os._exit` so
+    # that nothing of the parent's (buffers, sockets, atexit) is flushed or closed from here.
+    code = 1
+    try:
+        os.close(read_end)
+        try:
+            answer: Side | str = _child_run(settings, account_id, proposal, source, spans,
+                                            detector)
+            code = 0
+        except BaseException as exc:  # every failure is the parent's to report
+            answer = f"{type(exc).__name__}: {exc}"
+        with os.fdopen(write_end, "wb") as out:
+            pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        os._exit(code)
 
 
-def child_main() -> None:
-    """The child process: the what-if run of `_start_child`'s spans; its Side, pickled, out."""
-    settings, account_id, proposal, source, spans = pickle.loads(sys.stdin.buffer.read())
+def _child_run(settings: WorkerSettings, account_id: str, proposal: HandoffConfig, source: str,
+               spans: list[Span], detector: HumanRequestDetector) -> Side:
+    """The forked child's what-if run, on an event loop of its own (the parent's, running on
+    the stack below, belongs to the parent's process: asyncio sees it as not running here)."""
     parent = os.getppid()
 
     async def orphaned() -> None:
@@ -477,8 +500,6 @@ def child_main() -> None:
 
     async def run() -> Side:
         watch = asyncio.get_running_loop().create_task(orphaned())
-        detector = load_detector(settings.human_request_dirs)
-        freeze_survivors()
         async with open_consumer(settings) as consumer:
             await partitions_of(consumer, source)
             with SpillStore() as store:
@@ -488,9 +509,37 @@ def child_main() -> None:
                 watch.cancel()
                 return what_if.finish({})
 
-    tune_gc(WHAT_IF_GC_THRESHOLD)
-    sys.stdout.buffer.write(pickle.dumps(asyncio.run(run())))
-    sys.stdout.buffer.flush()
+    return asyncio.run(run())
+
+
+async def _child_side(child: _Child) -> Side:
+    """The child's answer, once it has exited."""
+
+    def collect() -> tuple[bytes, int]:
+        with os.fdopen(child.answer, "rb") as answer:
+            out = answer.read()
+        _, status = os.waitpid(child.pid, 0)
+        return out, os.waitstatus_to_exitcode(status)
+
+    out, code = await asyncio.to_thread(collect)
+    try:
+        answer = pickle.loads(out)  # our own child's answer, over a pipe only we hold
+    except Exception:  # killed mid-write, or nothing written
+        answer = None
+    if isinstance(answer, str):
+        raise RuntimeError(f"the what-if run failed: {answer}")
+    if code != 0 or not isinstance(answer, Side):
+        raise RuntimeError(f"the what-if run failed: exit status {code}")
+    return answer
+
+
+def _stop_child(child: _Child) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(child.pid, 0)
+    with contextlib.suppress(OSError):
+        os.close(child.answer)
 
 
 # -- the human-request detector, built once per pattern files and code --------------------

@@ -88,7 +88,11 @@ def test_a_child_that_fails_leaves_the_what_if_to_this_process(
         settings: WorkerSettings, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     one = asyncio.run(run_simulation(settings, "acme", PROPOSAL, parallel=False))
-    monkeypatch.setattr(simulate, "_CHILD", "import sys; sys.exit('no what-if here')")
+
+    def fail(*args: object) -> simulate.Side:
+        raise SystemExit("no what-if here")
+
+    monkeypatch.setattr(simulate, "_child_run", fail)
     two = asyncio.run(run_simulation(settings, "acme", PROPOSAL, parallel=True))
     assert two.to_json(list_changed=True) == one.to_json(list_changed=True)
     assert "no what-if here; deciding the what-if run in this process" in caplog.text

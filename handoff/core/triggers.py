@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from handoff.core.state import AccountSettings
 from handoff.triggers.custom import CustomPhraseMatcher
-from handoff.triggers.human_request import HumanRequestDetector
+from handoff.triggers.human_request import HumanRequestMatch
 from handoff.triggers.normalize import normalize
 from schemas.common import Sender, TriggerKind
 from schemas.inputs import ChatMessage
 
 
-@dataclass(frozen=True, slots=True)
-class Fired:
+class Fired(NamedTuple):  # a named tuple for the speed of making one, as `Write`
     kind: TriggerKind
     phrase: str | None = None
     language: str | None = None
+
+
+class HumanDetector(Protocol):
+    """What the core asks of the human-request detector (`HumanRequestDetector`)."""
+
+    def detect(self, normalized_text: str) -> HumanRequestMatch | None: ...
 
 
 class Matchers:
@@ -26,7 +31,7 @@ class Matchers:
     hot path from rebuilding an automaton for every message.
     """
 
-    def __init__(self, human: HumanRequestDetector, cache_size: int = 1024) -> None:
+    def __init__(self, human: HumanDetector, cache_size: int = 1024) -> None:
         self.human = human
         self._custom: dict[tuple[str, int], tuple[list[str], CustomPhraseMatcher]] = {}
         self._cache_size = cache_size
