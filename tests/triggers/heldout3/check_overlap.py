@@ -21,7 +21,7 @@ DEFAULT_PUBLIC = Path("/work/shared/data/human-request")
 LABEL_PREFIX = re.compile(r"^[HOB] ")
 
 
-def compared_files(public: Path) -> Iterator[Path]:
+def compared_files(public: Path = DEFAULT_PUBLIC) -> Iterator[Path]:
     """Every file a sentence of this set must not repeat: detector, training and seen sets."""
     folders = [REPO / "handoff" / "triggers", TRIGGERS_TESTS / "data",
                TRIGGERS_TESTS / "stage2_train", TRIGGERS_TESTS / "check"]
@@ -49,20 +49,32 @@ def units(path: Path) -> Iterable[str]:
             yield from row
 
 
-def main(argv: list[str]) -> int:
-    public = Path(argv[1]) if len(argv) > 1 else DEFAULT_PUBLIC
+def own_sentences() -> dict[str, str]:
+    """This set's sentence lines, keyed by `key`, each as "lang: line"."""
     mine: dict[str, str] = {}
     for path in sorted(HERE.glob("*.txt")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if LABEL_PREFIX.match(line):
                 mine.setdefault(key(line[2:]), f"{path.stem}: {line}")
+    return mine
+
+
+def collisions(public: Path = DEFAULT_PUBLIC) -> list[str]:
+    """This set's lines whose text is also in one of `compared_files`, sorted."""
+    mine = own_sentences()
     seen: set[str] = set()
     for path in compared_files(public):
         seen.update(key(unit) for unit in units(path) if key(unit) in mine)
-    for text in sorted(seen):
-        print(mine[text])
-    print(f"{len(seen)} of {len(mine)} sentences of this set appear elsewhere", file=sys.stderr)
-    return 1 if seen else 0
+    return sorted(mine[text] for text in seen)
+
+
+def main(argv: list[str]) -> int:
+    found = collisions(Path(argv[1]) if len(argv) > 1 else DEFAULT_PUBLIC)
+    for line in found:
+        print(line)
+    print(f"{len(found)} of {len(own_sentences())} sentences of this set appear elsewhere",
+          file=sys.stderr)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
