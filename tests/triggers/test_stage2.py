@@ -21,7 +21,9 @@ from handoff.triggers.stage2 import MAX_CHARS, MODEL_FILE, Stage2Model, features
 HELDOUT = Path(__file__).resolve().parent / "heldout"
 # Written after the first set had been scored and tuned on; it is scored once, never tuned on.
 HELDOUT2 = Path(__file__).resolve().parent / "heldout2"
-HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2)
+# Written while the second set was being tuned on, by an author who never saw the detector.
+HELDOUT3 = Path(__file__).resolve().parent / "heldout3"
+HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
 
 
@@ -120,7 +122,8 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
             Row("c", "other", "en", "handwritten-fresh"),
             Row("d", "human", "en", "stage2-train"),
             Row("e", "human", "en", "heldout2-2026-12-02"),
-            Row("f", "other", "en", "heldout-2026-12-02")]
+            Row("f", "other", "en", "heldout-2026-12-02"),
+            Row("g", "other", "en", "heldout3-2026-12-02")]
     # The first held-out set was scored and reported, so it trains; no later one does.
     assert [row.text for row in train_stage2.training_rows(rows)] == ["b", "c", "d"]
     sentences = train_stage2.read_sentence_files()
@@ -130,11 +133,15 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
     # phrasings written twice, independently, the day it was scored (its README).
     shared = {row[0] for row in _heldout_rows(HELDOUT2)} & {row.text for row in sentences}
     assert len(shared) <= 6, sorted(shared)
+    # The third set shares none.
+    shared = {row[0] for row in _heldout_rows(HELDOUT3)} & {row.text for row in sentences}
+    assert not shared, sorted(shared)
 
 
 def test_training_reads_only_the_first_held_out_folder() -> None:
     source = Path(train_stage2.__file__).read_text(encoding="utf-8")
     assert "heldout2" not in source
+    assert "heldout3" not in source
     assert train_stage2.SEEN_HELDOUT == HELDOUT / "heldout.csv"
     dev = train_stage2.DEV_CSV
     if not dev.is_file():
@@ -186,8 +193,9 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
     assert len(train_stage2.training_rows(rows)) == len(rows)
 
 
-@pytest.mark.parametrize(("folder", "humans", "others"), [(HELDOUT, 20, 40), (HELDOUT2, 35, 70)],
-                         ids=["heldout", "heldout2"])
+@pytest.mark.parametrize(("folder", "humans", "others"),
+                         [(HELDOUT, 20, 40), (HELDOUT2, 35, 70), (HELDOUT3, 40, 80)],
+                         ids=["heldout", "heldout2", "heldout3"])
 def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int) -> None:
     rows = _heldout_rows(folder)
     for lang in ALL_LANGUAGES:
@@ -195,6 +203,16 @@ def test_heldout_set_covers_every_language(folder: Path, humans: int, others: in
         assert labels.count("human") >= humans, lang
         assert labels.count("other") >= others, lang
         assert labels.count("borderline") >= 4, lang
+
+
+def test_third_heldout_set_repeats_no_seen_or_training_text() -> None:
+    # Its overlap script prints only the set's own lines, so a failure shows no training text.
+    spec = importlib.util.spec_from_file_location("check_overlap",
+                                                  HELDOUT3 / "check_overlap.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.collisions() == []
 
 
 def test_eval_triggers_scores_with_and_without_the_stage(tmp_path: Path) -> None:
