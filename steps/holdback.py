@@ -26,7 +26,7 @@ _sequence = count()
 @dataclass(order=True, slots=True)
 class Held:
     timestamp_ms: int
-    seq: int = field(default_factory=lambda: next(_sequence))
+    seq: int = field(default_factory=_sequence.__next__)
     key: bytes = field(default=b"", compare=False)
     value: bytes = field(default=b"", compare=False)
     # The input record itself, applied when released (None: nothing more to do).

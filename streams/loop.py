@@ -171,9 +171,8 @@ class ProcessingLoop(Service):
         return max(1, min(due)) if due else interval
 
     def _record(self, topic: Topic, message: Any) -> InputRecord:
-        return InputRecord(topic=topic, partition=message.partition, offset=message.offset,
-                           timestamp_ms=int(message.timestamp or 0), key=message.key,
-                           value=message.value)
+        return InputRecord(topic, message.partition, message.offset,
+                           int(message.timestamp or 0), message.key, message.value)
 
     async def _lagging(self) -> list[TopicPartition]:
         """Intake partitions not yet read up to their high watermark (as last fetched)."""

@@ -129,34 +129,49 @@ class Task:
     async def commit(self, group_id: str) -> None:
         """Write the changed store keys and the offsets, commit, then apply the writes."""
         p = self.partition
-        group = self.settings.group_id
-        futures: dict[str, Any] = {}
+        producer = self.producer
+        # Per store: the delivery future of its last changelog batch and that batch's size.
+        last: dict[str, tuple[Any, int]] = {}
         # The changelog's bytes, handed to the store too: RocksDB keeps them, not a re-encoding.
         bodies: dict[str, dict[str, bytes]] = {}
         for name, changes in self.pending.items():
             if not changes:
                 continue
-            codec = store_codec(name)
-            topic = changelog_topic(group, name)
+            encode = self.stores[name].codec.encode
+            topic = changelog_topic(self.settings.group_id, name)
             encoded = bodies[name] = {}
+            # One batch per changelog partition rather than a send per key: a send costs a
+            # metadata check, a partitioner call and a future per record (7 against 2.7 us
+            # a record in a probe), and nothing here needs a record's own future.
+            batch = producer.create_batch()
             for key, value in changes.items():
-                body = None if value is None else codec.encode(value)
+                body = None if value is None else encode(value)
                 if body is not None:
                     encoded[key] = body
-                futures[name] = await self.send(topic, key.encode(), body, partition=p)
+                raw_key = key.encode()
+                if batch.append(key=raw_key, value=body, timestamp=None) is None:
+                    # Full at the producer's batch size: send it, start the next (a first
+                    # record always fits, however large).
+                    await producer.send_batch(batch, topic, partition=p)
+                    batch = producer.create_batch()
+                    batch.append(key=raw_key, value=body, timestamp=None)
+            last[name] = (await producer.send_batch(batch, topic, partition=p),
+                          batch.record_count())
         if self.offsets:
-            await self.producer.send_offsets_to_transaction(
+            await producer.send_offsets_to_transaction(
                 {tp: OffsetAndMetadata(offset, "") for tp, offset in self.offsets.items()},
                 group_id)
-        await self.producer.commit_transaction()
+        await producer.commit_transaction()
         self.in_transaction = False
         for account_id, value in self.pending[Table.WAITING.value].items():
             (self.waiting.discard if value is None else self.waiting.add)(account_id)
         for name, changes in self.pending.items():
             if not changes:
                 continue
-            done = futures.get(name)
-            next_offset = done.result().offset + 1 if done is not None and done.done() else None
+            done, count = last.get(name, (None, 0))
+            # A batch's delivery names its first record's offset.
+            next_offset = (done.result().offset + count
+                           if done is not None and done.done() else None)
             self.stores[name].write(dict(changes), next_offset, bodies[name])
             changes.clear()
         self.committed.update(self.offsets)

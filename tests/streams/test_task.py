@@ -33,10 +33,30 @@ class Sent:
         self.offset = offset
 
 
+class FakeBatch:
+    """A batch builder holding at most `limit` records, like aiokafka's at its byte size."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+
+    def append(self, *, key: bytes | None, value: bytes | None, timestamp: int | None
+               ) -> object | None:
+        if len(self.records) >= self.limit:
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
 class FakeProducer:
     """Records sends per transaction; `fail_commit` makes the next commit raise."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_records: int = 1_000) -> None:
+        self.batch_records = batch_records
+        self.batches: list[int] = []  # the size of each batch sent
         self.open: list[tuple[str, bytes | None, bytes | None, int | None]] | None = None
         self.committed: list[list[tuple[str, bytes | None, bytes | None, int | None]]] = []
         self.offsets: list[dict[TopicPartition, Any]] = []
@@ -57,6 +77,20 @@ class FakeProducer:
         self.next_offset += 1
         return future
 
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.batch_records)
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int
+                         ) -> asyncio.Future[Sent]:
+        assert self.open is not None, "send outside a transaction"
+        assert batch.records, "an empty batch"
+        self.batches.append(len(batch.records))
+        self.open.extend((topic, key, value, partition) for key, value in batch.records)
+        future: asyncio.Future[Sent] = asyncio.get_running_loop().create_future()
+        future.set_result(Sent(self.next_offset))  # a batch's delivery: its first offset
+        self.next_offset += len(batch.records)
+        return future
+
     async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any],
                                           group_id: str) -> None:
         assert self.open is not None and group_id == SETTINGS.group_id
@@ -74,8 +108,9 @@ class FakeProducer:
         self.aborted += 1
 
 
-def a_task(partition: int = 0) -> tuple[Task, FakeProducer, Metrics]:
-    producer = FakeProducer()
+def a_task(partition: int = 0, batch_records: int = 1_000
+           ) -> tuple[Task, FakeProducer, Metrics]:
+    producer = FakeProducer(batch_records)
     metrics = Metrics()
     stores = {name: MemoryStore(name, partition, store_codec(name)) for name in store_names()}
     task = Task(partition=partition, settings=SETTINGS, producer=producer,  # type: ignore[arg-type]
@@ -122,6 +157,25 @@ async def test_a_decided_batch_commits_outputs_changelogs_and_offsets_together()
     stored = task.stores["conversations"].get("c-1")
     assert stored is not None and stored.phase == "handed_off"  # type: ignore[attr-defined]
     assert handoffs(metrics) == 1
+
+
+async def test_changelog_writes_go_in_batches_in_order_and_the_store_resumes_after_the_last(
+        ) -> None:
+    task, producer, _ = a_task(batch_records=2)
+    await task.begin()
+    for n in range(5):  # five conversations: five changelog records, batches of two at most
+        await task.decide(log_record(chat(f"m-{n}", "hello", conversation_id=f"c-{n}"), n))
+    await task.commit(SETTINGS.group_id)
+    changelog = changelog_topic(SETTINGS.group_id, "conversations")
+    (sent,) = producer.committed
+    keys = [key for topic, key, _, partition in sent if topic == changelog and partition == 0]
+    assert keys == [f"c-{n}".encode() for n in range(5)]
+    assert producer.batches[-3:] == [2, 2, 1]
+    # One transaction from offset 0: a record's place in it is its offset.
+    offsets = [n for n, (topic, *_) in enumerate(sent) if topic == changelog]
+    store = task.stores["conversations"]
+    assert store.restore_from() == offsets[-1] + 1
+    assert all(store.get(f"c-{n}") is not None for n in range(5))
 
 
 async def test_an_aborted_transaction_leaves_stores_and_metrics_as_committed() -> None:
