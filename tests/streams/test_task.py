@@ -238,61 +238,104 @@ async def test_intake_forwards_a_chat_message_to_its_accounts_partition() -> Non
     assert forwarded["record"]["event_id"] == "m-1"
 
 
+class Watched(FakeProducer):
+    """A task's producer that logs each hand-over and each wait for a delivery in `order`."""
+
+    def __init__(self, name: str, order: list[str]) -> None:
+        super().__init__()
+        self.name = name
+        self.order = order
+
+    def _delivery(self, what: str) -> Any:
+        order, name = self.order, self.name
+
+        class Delivery:
+            def __await__(self) -> Any:
+                order.append(f"waited for {name}")
+                return asyncio.sleep(0).__await__()
+
+        order.append(f"{name} {what}")
+        return Delivery()
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None) -> Any:
+        await super().send(topic, value, key, partition)
+        return self._delivery(f"sends {value!r}")
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        await super().send_batch(batch, topic, partition=partition)
+        return self._delivery(f"hands over {[v for _, v in batch.records]}")
+
+
+def watched(partition: int, order: list[str]) -> tuple[Task, Watched]:
+    task, _, _ = a_task(partition)
+    task.producer = producer = Watched(f"task {partition}", order)  # type: ignore[assignment]
+    return task, producer
+
+
 async def test_a_record_of_another_topic_waits_for_what_another_task_sent_before_it() -> None:
-    first, _, _ = a_task(0)
-    second, _, _ = a_task(1)
-    sender = Sender("p.handoff.account-events", 4)
     order: list[str] = []
-
-    class Slow:
-        def __await__(self) -> Any:
-            order.append("waited for the first send")
-            return asyncio.sleep(0).__await__()
-
-    async def send(*args: Any, **kwargs: Any) -> Any:
-        order.append(f"send {kwargs.get('key', args[1] if len(args) > 1 else None)!r}")
-        return Slow()
-
-    first.send = send  # type: ignore[method-assign]
-    second.send = send  # type: ignore[method-assign]
-    await sender.forward(first, "acme", b"{}", control=False)
-    await sender.forward(second, "acme", b"{}", control=False)  # two chats: no wait
-    await sender.forward(first, "acme", b"{}", control=True)  # presence after a chat of task 1
-    assert order == ["send b'acme'", "send b'acme'", "waited for the first send",
-                     "send b'acme'"]
+    (first, one), (second, two) = watched(0, order), watched(1, order)
+    sender = Sender("p.handoff.account-events", 4)
+    await first.begin()
+    await second.begin()
+    await sender.forward(first, "acme", b"c1", control=False)
+    await sender.forward(second, "acme", b"c2", control=False)  # two chats: no wait
+    assert order == []  # both wait in their task's open batch
+    await sender.forward(first, "acme", b"p1", control=True)  # presence after a chat of task 1
+    # Its own chat is handed over first (so it stays ahead), task 1's is handed over and
+    # delivered, and only then the presence goes.
+    assert order == ["task 0 hands over [b'c1']", "task 1 hands over [b'c2']",
+                     "waited for task 1", "task 0 sends b'p1'"]
+    await first.commit(SETTINGS.group_id)
+    await second.commit(SETTINGS.group_id)
+    assert [v for *_, v, _ in one.committed[0]] == [b"c1", b"p1"]
+    assert [v for *_, v, _ in two.committed[0]] == [b"c2"]
 
 
 async def test_chats_of_other_tasks_wait_for_a_settings_record_after_its_own_tasks_chat(
         ) -> None:
     """The barrier is the settings record, not the latest send: task 0's chat after it does
     not let task 1's chat overtake it (a retried produce once appended it 13 chats late)."""
-    first, _, _ = a_task(0)
-    second, _, _ = a_task(1)
-    sender = Sender("p.handoff.account-events", 4)
     order: list[str] = []
-
-    def sender_of(name: str) -> Any:
-        async def send(*args: Any, **kwargs: Any) -> Any:
-            order.append(f"{name} sends")
-
-            class Delivery:
-                def __await__(self) -> Any:
-                    order.append(f"waited for {name}")
-                    return asyncio.sleep(0).__await__()
-            return Delivery()
-        return send
-
-    first.send = sender_of("task 0")  # type: ignore[method-assign]
-    second.send = sender_of("task 1")  # type: ignore[method-assign]
-    await sender.forward(first, "acme", b"{}", control=True)  # the settings request
-    await sender.forward(first, "acme", b"{}", control=False)  # a chat of task 0
-    await sender.forward(second, "acme", b"{}", control=False)  # a chat of task 1
-    await sender.forward(second, "acme", b"{}", control=False)  # another: waits again (done)
-    assert order[:4] == ["task 0 sends", "task 0 sends", "waited for task 0", "task 1 sends"]
+    (first, one), (second, two) = watched(0, order), watched(1, order)
+    sender = Sender("p.handoff.account-events", 4)
+    await first.begin()
+    await second.begin()
+    await sender.forward(first, "acme", b"s1", control=True)  # the settings request
+    await sender.forward(first, "acme", b"c1", control=False)  # a chat of task 0
+    await sender.forward(second, "acme", b"c2", control=False)  # a chat of task 1
+    await sender.forward(second, "acme", b"c3", control=False)  # another: waits again (done)
+    assert order == ["task 0 sends b's1'", "waited for task 0", "waited for task 0"]
+    await second.commit(SETTINGS.group_id)
+    await first.commit(SETTINGS.group_id)
+    assert [v for *_, v, _ in one.committed[0]] == [b"s1", b"c1"]
+    assert [v for *_, v, _ in two.committed[0]] == [b"c2", b"c3"]
     sender.reset()
     order.clear()
-    await sender.forward(second, "acme", b"{}", control=False)  # next cycle: committed
-    assert order == ["task 1 sends"]
+    await second.begin()
+    await sender.forward(second, "acme", b"c4", control=False)  # next cycle: committed
+    assert order == []
+
+
+async def test_a_failed_hand_over_asked_for_by_another_task_fails_its_own_commit() -> None:
+    order: list[str] = []
+    (first, _), (second, two) = watched(0, order), watched(1, order)
+    sender = Sender("p.handoff.account-events", 4)
+    await first.begin()
+    await second.begin()
+    await sender.forward(second, "acme", b"c1", control=False)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("producer gone")
+
+    two.send_batch = broken  # type: ignore[method-assign]
+    await sender.forward(first, "acme", b"p1", control=True)  # goes on: nothing to wait for
+    await first.commit(SETTINGS.group_id)
+    # Task 1's chat never reached its producer: committing its offsets would lose it.
+    with pytest.raises(RuntimeError, match="producer gone"):
+        await second.commit(SETTINGS.group_id)
+    assert two.committed == []
 
 
 @pytest.mark.parametrize("held", [True, False])
@@ -310,6 +353,7 @@ async def test_intake_leaves_the_parsed_event_for_a_log_partition_this_worker_de
     await task.begin()
     await task.intake(record, 2_000, sender)
     assert len(parsed) == (1 if held else 0)
+    await task.flush(SETTINGS.topic(Topic.ACCOUNT_EVENTS), log_partition)  # its open batch
     assert producer.open is not None
     forwarded = producer.open[-1][2]
     await task.decide(InputRecord(topic=Topic.ACCOUNT_EVENTS, partition=log_partition, offset=0,
