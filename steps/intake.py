@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Protocol, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
+from handoff.core.state import build
 from schemas.codec import dumps
 from schemas.common import Timestamp
 from schemas.inputs import DirectoryEntry, Presence, Workflow
@@ -304,9 +305,10 @@ def _event(source: Topic, account_id: str, origin: Origin, record: Any) -> Any:
     if model is None:
         return None
     # Every part is already checked (the record validated, the origin Kafka's own numbers):
-    # constructing skips a second validation on the hot path.
-    return model.model_construct(source=source.value, account_id=account_id, origin=origin,
-                                 record=record)
+    # building skips a second validation on the hot path (`build`: model_construct's result
+    # at a third of its cost).
+    return build(model, {"source": source.value, "account_id": account_id, "origin": origin,
+                         "record": record})
 
 
 def _refused(record: InputRecord, rejected: Rejected) -> Intake:
@@ -322,8 +324,8 @@ def _nothing_to_remove(what: str, key: str | None) -> str:
 
 def _origin(record: InputRecord) -> Origin:
     # Kafka's own topic name and numbers: nothing to validate.
-    return Origin.model_construct(topic=record.topic.value, partition=record.partition,
-                                  offset=record.offset)
+    return build(Origin, {"topic": record.topic.value, "partition": record.partition,
+                          "offset": record.offset})
 
 
 def _key(record: InputRecord) -> str | None:
