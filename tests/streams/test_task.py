@@ -318,6 +318,18 @@ async def test_chats_of_other_tasks_wait_for_a_settings_record_after_its_own_tas
     assert order == []
 
 
+async def test_chats_fill_batches_in_order_and_the_commit_hands_over_the_last() -> None:
+    task, producer, _ = a_task(batch_records=2)
+    sender = Sender("p.handoff.account-events", 4)
+    await task.begin()
+    for n in range(5):
+        await sender.forward(task, "acme", f"c{n}".encode(), control=False)
+    assert producer.batches == [2, 2]  # the full ones went as they filled
+    await task.commit(SETTINGS.group_id)
+    assert producer.batches == [2, 2, 1]
+    assert [v for *_, v, _ in producer.committed[0]] == [f"c{n}".encode() for n in range(5)]
+
+
 async def test_a_failed_hand_over_asked_for_by_another_task_fails_its_own_commit() -> None:
     order: list[str] = []
     (first, _), (second, two) = watched(0, order), watched(1, order)
