@@ -257,7 +257,7 @@ class Task:
             await self.dead_letter(record, result.rejected)
             return
         for write in result.writes:
-            self.pending[write.lookup.value][write.key] = write.value
+            self.pending[write.lookup][write.key] = write.value
         topic = self.settings.topic
         for send in result.sends:
             await self.send(topic(send.topic), send.key, send.value)
@@ -289,7 +289,7 @@ class Task:
         decision, event = decided.decision, decided.event
         assert decision is not None and event is not None
         for write in decision.writes:
-            self.pending[write.table.value][write.key] = write.value
+            self.pending[write.table][write.key] = write.value
         topic = self.settings.topic
         for emit in decision.emits:
             await self.send(topic(emit.topic), emit.key.encode(), dumps(emit.value))
