@@ -87,7 +87,9 @@ class LookupReader(Protocol):
     def get(self, lookup: Lookup, key: str) -> object | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: intake makes one a message, and a frozen dataclass sets each field through
+# object.__setattr__; nothing keeps or hashes it after the runner applied it.
+@dataclass(slots=True)
 class Forward:
     """One record for the account log, keyed by `account_id`."""
 
