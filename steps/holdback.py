@@ -14,6 +14,7 @@ the window) still waits for the partitions not fetched yet, instead of leaving i
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ _sequence = count()
 @dataclass(order=True, slots=True)
 class Held:
     timestamp_ms: int
-    seq: int = field(default_factory=lambda: next(_sequence))
+    seq: int = field(default_factory=_sequence.__next__)
     key: bytes = field(default=b"", compare=False)
     value: bytes = field(default=b"", compare=False)
     # The input record itself, applied when released (None: nothing more to do).
@@ -44,16 +45,24 @@ class HoldBack:
         # another order than they were stamped; a short hold lets the stamps decide.
         self.min_hold_ms = min(min_hold_ms, window_ms)
         self._queues: dict[Hashable, deque[Held]] = {}
+        # The head of every non-empty queue as (timestamp_ms, seq, source), oldest on top:
+        # finding the oldest head by scanning every queue cost a pass over all of a worker's
+        # input partitions per record released.
+        self._heads: list[tuple[int, int, Hashable]] = []
+        self._count = 0
 
     def __len__(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return self._count
 
     def push(self, source: Hashable, held: Held) -> None:
         """Queue a record behind the earlier records of the same source partition."""
         queue = self._queues.get(source)
         if queue is None:
             queue = self._queues[source] = deque()
+        if not queue:
+            heapq.heappush(self._heads, (held.timestamp_ms, held.seq, source))
         queue.append(held)
+        self._count += 1
 
     def due(self, now_ms: int, lagging: Iterable[Hashable] = ()) -> list[Held]:
         """Records to forward now, oldest head first.
@@ -64,20 +73,26 @@ class HoldBack:
         """
         out: list[Held] = []
         limit = now_ms - self.window_ms
-        behind = list(lagging)
-        while True:
-            head: Held | None = None
-            head_queue: deque[Held] | None = None
-            for queue in self._queues.values():
-                if queue and (head is None or queue[0] < head):
-                    head, head_queue = queue[0], queue
-            if head is None or head_queue is None:
-                return out
+        held_until = now_ms - self.min_hold_ms
+        queues, heads = self._queues, self._heads
+        behind = set(lagging)
+        # Only a release can empty a queue, so this is checked once and then per emptied queue.
+        starved = any(not queues.get(s) for s in behind)
+        while heads:
+            queue = queues[heads[0][2]]
+            head = queue[0]
             if max(head.timestamp_ms, head.read_ms) > limit and (
-                    head.timestamp_ms > now_ms - self.min_hold_ms
-                    or any(not self._queues.get(s) for s in behind)):
-                return out
-            out.append(head_queue.popleft())
+                    head.timestamp_ms > held_until or starved):
+                break
+            _, _, source = heapq.heappop(heads)
+            out.append(queue.popleft())
+            if queue:
+                following = queue[0]
+                heapq.heappush(heads, (following.timestamp_ms, following.seq, source))
+            elif source in behind:
+                starved = True
+        self._count -= len(out)
+        return out
 
     def head(self, source: Hashable) -> Held | None:
         """The oldest record still held for a source, or None."""
@@ -86,4 +101,9 @@ class HoldBack:
 
     def drop(self, source: Hashable) -> list[Held]:
         """Forget a source's held records (its partition was revoked); returns them."""
-        return list(self._queues.pop(source, ()))
+        dropped = list(self._queues.pop(source, ()))
+        if dropped:
+            self._count -= len(dropped)
+            self._heads = [entry for entry in self._heads if entry[2] != source]
+            heapq.heapify(self._heads)
+        return dropped

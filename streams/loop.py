@@ -147,11 +147,7 @@ class ProcessingLoop(Service):
                 # when nothing is released and a 5 ms spin would only slow the restore).
                 wait = (5 if len(self.holdback) and not self.restoring
                         else min(s.batch_wait_ms, self._until_tick()))
-                batch = await consumer.getmany(timeout_ms=wait, max_records=s.batch_max_records)
-                # A task opened from here on seeks to its committed offsets: this batch's
-                # records of it are stale. One opened during the fetch was seeked before
-                # the fetch returned, and aiokafka drops data fetched for an old position.
-                mark = self.opened
+                batch, mark = await self._fetch(consumer, wait)
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:
@@ -160,6 +156,40 @@ class ProcessingLoop(Service):
                 continue
             async with self.lock:
                 await self._cycle(batch, fetched_after=mark)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer, wait_ms: int
+                     ) -> tuple[dict[TopicPartition, list[Any]], int]:
+        """One cycle's records, the account log's first, and the count of task openings
+        they are current for.
+
+        aiokafka hands out a partition's fetched records until they run out (up to 4 MiB of
+        a chat partition's backlog) before another partition's, so intake used to run tens of
+        thousands of records ahead of the decisions on them (and the decision step parsed
+        them again: the events intake built no longer fit `Parsed`). Taking what was
+        forwarded first keeps the two in step: input is read only as fast as it is decided.
+
+        A task opened after a fetch returned seeks to its committed offsets, so that fetch's
+        records of it are stale (one opened during a fetch was seeked before it returned, and
+        aiokafka drops data fetched for an old position): each fetch's records are kept only
+        for tasks opened before it returned.
+        """
+        most = self.settings.batch_max_records
+        logs = [TopicPartition(self.log_name, p) for p in self.tasks]
+        first = (await consumer.getmany(*logs, timeout_ms=0, max_records=most)
+                 if logs else {})
+        first_mark = self.opened
+        left = most - sum(len(messages) for messages in first.values())
+        if left <= 0:
+            return first, first_mark
+        batch = await consumer.getmany(timeout_ms=0 if first else wait_ms, max_records=left)
+        mark = self.opened
+        for tp, messages in first.items():
+            task = self.tasks.get(tp.partition)
+            if first_mark != mark and (task is None or task.opened > first_mark):
+                continue  # stale, and read again from the committed offsets
+            later = batch.get(tp)
+            batch[tp] = messages + later if later else messages
+        return batch, mark
 
     # -- one cycle ---------------------------------------------------------------------------
 
@@ -171,9 +201,8 @@ class ProcessingLoop(Service):
         return max(1, min(due)) if due else interval
 
     def _record(self, topic: Topic, message: Any) -> InputRecord:
-        return InputRecord(topic=topic, partition=message.partition, offset=message.offset,
-                           timestamp_ms=int(message.timestamp or 0), key=message.key,
-                           value=message.value)
+        return InputRecord(topic, message.partition, message.offset,
+                           int(message.timestamp or 0), message.key, message.value)
 
     async def _lagging(self) -> list[TopicPartition]:
         """Intake partitions not yet read up to their high watermark (as last fetched)."""

@@ -87,3 +87,48 @@ def test_a_backlog_read_at_start_still_waits_for_partitions_not_fetched_yet() ->
     hb.push("config-0", Held(1_100, value=b"late", read_ms=61_100))
     assert hb.due(now_ms=62_000, lagging=["stuck-2"]) == []
     assert values(hb.due(now_ms=62_100, lagging=["stuck-2"])) == [b"late"]
+
+
+def _reference_due(queues: dict[str, list[Held]], now_ms: int, window_ms: int, min_hold_ms: int,
+                   lagging: list[str]) -> list[Held]:
+    """The merge spelled out: scan every queue's head for the oldest, each time."""
+    out: list[Held] = []
+    while True:
+        heads = [(q[0], name) for name, q in queues.items() if q]
+        if not heads:
+            return out
+        head, name = min(heads, key=lambda pair: (pair[0].timestamp_ms, pair[0].seq))
+        if max(head.timestamp_ms, head.read_ms) > now_ms - window_ms and (
+                head.timestamp_ms > now_ms - min_hold_ms
+                or any(not queues.get(s) for s in lagging)):
+            return out
+        out.append(queues[name].pop(0))
+
+
+def test_the_merge_releases_what_a_scan_of_every_head_would_in_random_traffic() -> None:
+    import random
+
+    rng = random.Random(13)
+    for _ in range(200):
+        hb = HoldBack(window_ms=50, min_hold_ms=20)
+        reference: dict[str, list[Held]] = {}
+        sources = [f"s-{n}" for n in range(rng.randint(1, 6))]
+        now = 1_000
+        for _ in range(rng.randint(1, 60)):
+            now += rng.randint(0, 15)
+            action = rng.random()
+            if action < 0.6:
+                source = rng.choice(sources)
+                held = Held(now - rng.randint(0, 80), value=b"x", read_ms=now - rng.randint(0, 5))
+                hb.push(source, held)
+                reference.setdefault(source, []).append(held)
+            elif action < 0.68:
+                source = rng.choice(sources)
+                assert hb.drop(source) == reference.pop(source, [])
+            else:
+                lagging = rng.sample(sources, rng.randint(0, len(sources)))
+                assert hb.due(now, lagging) == _reference_due(reference, now, 50, 20, lagging)
+            assert len(hb) == sum(len(q) for q in reference.values())
+            for source in sources:
+                queued = reference.get(source)
+                assert hb.head(source) is (queued[0] if queued else None)
