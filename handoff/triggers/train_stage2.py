@@ -25,7 +25,7 @@ Logistic regression on feature counts (liblinear, fixed seed, so the same inputs
 same file).  The threshold is chosen on out-of-fold probabilities of the rows the patterns
 neither match nor veto, since those are the only ones the stage sees: the lowest one that
 keeps those folds' false positives at or under `TARGET_FPR` on all negatives and under
-`TARGET_HARD_FPR` on the hand-written ones.
+`TARGET_HARD_FPR` on the hand-written ones, and never below `MIN_THRESHOLD`.
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ TARGET_FPR = 0.001  # out-of-fold, on the negatives the stage sees
 # people in passing, bookings), a few hundred against the public sets' tens of thousands,
 # and what the per-language goal is measured on.
 TARGET_HARD_FPR = 0.0025
+# Row folds share each set's authors and habits between train and test, so they flatter the
+# false positives: holding out whole hand-written sets (check, both held-out sets, families) on
+# 2026-12-02, a model at the folds' 0.949 let 6 of their 1,614 `other` rows through, at 0.97 2,
+# with the same 24 requests rescued. The threshold is never below this.
+MIN_THRESHOLD = 0.97
 _HARD_PREFIXES = ("handwritten", "stage2", *SEEN_HELDOUT_SOURCES, "check", "families")
 MIN_WEIGHT = 0.02  # smaller weights are left out of the file to keep it small
 # Sources never trained on: noisy labels, and every held-out set not yet scored and reported.
@@ -165,7 +170,7 @@ def choose_threshold(rows: Sequence[Row], rules: HumanRequestDetector, c: float 
     negatives = [probabilities[i] for i in range(len(rows)) if seen[i] and not labels[i]]
     hard = [probabilities[i] for i in range(len(rows)) if seen[i] and not labels[i]
             and rows[i].source.startswith(_HARD_PREFIXES)]
-    threshold = max(0.5, _above(negatives, target_fpr), _above(hard, TARGET_HARD_FPR))
+    threshold = max(MIN_THRESHOLD, _above(negatives, target_fpr), _above(hard, TARGET_HARD_FPR))
     threshold = min(threshold, 0.999)
     rescued = sum(1 for i in range(len(rows)) if seen[i] and labels[i] and probabilities[i] >= threshold)
     missed = sum(1 for i in range(len(rows)) if seen[i] and labels[i])
