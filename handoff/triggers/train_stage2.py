@@ -18,8 +18,9 @@ the worker does not.  Inputs, all labelled ``text,label,lang[,source]``:
   (``tests/triggers/families/``, source ``families-2026-12-02``).
 
 Never a later held-out set: `training_rows` drops every other ``heldout`` source (the third
-set, being written, among them), whoever passes it in, and a test checks the inputs.  Human rows are positives; borderline rows (are
-you a bot, opening hours, contact details) and other rows are negatives.
+set, being written, among them), whoever passes it in, and a test checks the inputs.  Human
+rows are positives; borderline rows (are you a bot, opening hours, contact details) and other
+rows are negatives.
 
 Logistic regression on feature counts (liblinear, fixed seed, so the same inputs write the
 same file).  The threshold is chosen on out-of-fold probabilities of the rows the patterns
