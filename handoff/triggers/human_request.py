@@ -18,6 +18,7 @@ scanned again.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ MAX_GLUED_PIECES = 8
 # Shorter words of request lines ("med", "til") sit inside too many ordinary long words.
 MIN_CORE_LEN = 5
 MAX_GLUED_READINGS = 8  # splits of a word tried, each a scan: bounds the rare slow path
+_SPLIT_CACHE_SIZE = 20_000
+_LONG_WORD = re.compile(rf"[^ ]{{{MIN_GLUED_LEN},}}")
 
 
 class _Rule:
@@ -144,7 +147,7 @@ class _KeyInfo:
 class HumanRequestDetector:
     """Matches normalised messages against expanded human-request patterns."""
 
-    __slots__ = ("_automaton", "_cores", "_longest_word", "_margin", "_vocabulary",
+    __slots__ = ("_automaton", "_cores", "_longest_word", "_margin", "_splits", "_vocabulary",
                  "_word_languages", "languages", "rules", "stage2")
 
     def __init__(self, lines: Iterable[tuple[str, PatternLine]],
@@ -260,6 +263,9 @@ class HumanRequestDetector:
         # says whether it holds any.
         cores = {*typo_set, *(word for word in request_words if len(word) >= MIN_CORE_LEN)}
         self._cores: Automaton[None] = Automaton((word, None) for word in sorted(cores))
+        # word -> its splits: a pure function of the word, so the cache changes no result;
+        # ordinary long words ("rechnung") recur in traffic and would be split again each time.
+        self._splits: dict[str, list[str]] = {}
 
     @classmethod
     def load(cls, extra_dirs: Iterable[Path] = (), stage2: bool = True) -> HumanRequestDetector:
@@ -288,6 +294,7 @@ class HumanRequestDetector:
         other._cores = self._cores
         other._vocabulary = self._vocabulary
         other._longest_word = self._longest_word
+        other._splits = self._splits
         other._word_languages = self._word_languages
         other.languages = self.languages
         other.rules = self.rules
@@ -326,12 +333,20 @@ class HumanRequestDetector:
         """Readings of the message with its run-together words split into phrase-file words,
         fewest words first, each with the spans the split words take in it; empty when no
         word is long, unknown, holds a request word and splits completely."""
+        # Most messages have no long word: one C scan says so before any Python per word.
+        if _LONG_WORD.search(normalized_text) is None:
+            return []
         words = normalized_text.split()
         splits: dict[int, list[str]] = {}
         for i, word in enumerate(words):
             if (MIN_GLUED_LEN <= len(word) <= MAX_GLUED_LEN and word not in self._vocabulary
                     and next(iter(self._cores.iter(word)), None) is not None):
-                found = self._split_word(word)
+                found = self._splits.get(word)
+                if found is None:
+                    found = self._split_word(word)
+                    if len(self._splits) >= _SPLIT_CACHE_SIZE:
+                        self._splits.clear()
+                    self._splits[word] = found
                 if found:
                     splits[i] = found
         if not splits:
