@@ -11,8 +11,8 @@ ways no pattern line covers.  Vetoes keep their word over it, so "are you a huma
 opening hours, contact details and other kinds of agent stay quiet.
 
 Before that, a message nothing matched gets one more look when a long word of it is unknown
-to the phrase files but holds a "~" word ("speaktoahuman", "jeveuxparleraquelquun"): such a
-word is split into phrase-file words (`HumanRequestDetector.split_glued`) and the message is
+to the phrase files but holds a request word ("speaktoahuman", "jeveuxparleraquelquun"): such
+a word is split into phrase-file words (`HumanRequestDetector.split_glued`) and the message is
 scanned again.
 """
 
@@ -405,6 +405,8 @@ class HumanRequestDetector:
         readings = self.split_glued(text)
         for reading, spans in readings:
             match, vetoed = self._detect(reading, correct=True)
+            # A reading a veto cancels ("humanresources") keeps the second stage out, as the
+            # words written apart would.
             if vetoed and match is None:
                 return None, True, reading
             # The request must be written inside the run-together word: "echt mensenhaar"
