@@ -9,10 +9,16 @@ A message the patterns neither match nor veto then goes to the statistical secon
 stage (`handoff.triggers.stage2`), when one is loaded: it rescues requests worded in
 ways no pattern line covers.  Vetoes keep their word over it, so "are you a human?",
 opening hours, contact details and other kinds of agent stay quiet.
+
+Before that, a message nothing matched gets one more look when a long word of it is unknown
+to the phrase files but holds a request word ("speaktoahuman", "jeveuxparleraquelquun"): such
+a word is split into phrase-file words (`HumanRequestDetector.split_glued`) and the message is
+scanned again.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +67,18 @@ class HumanRequestMatch:
 # message (up to `MAX_CHARS`).
 STAGE2_LANGUAGE = "und"
 STAGE2_SOURCE = "stage2"
+
+# Words run together: only words this long are split (shorter unknown words are mostly typos,
+# which the typo step and the second stage handle), at most this long (a pasted URL or id), and
+# into pieces no longer than the longest phrase-file word.
+MIN_GLUED_LEN = 8
+MAX_GLUED_LEN = 48
+MAX_GLUED_PIECES = 8
+# Shorter words of request lines ("med", "til") sit inside too many ordinary long words.
+MIN_CORE_LEN = 5
+MAX_GLUED_READINGS = 8  # splits of a word tried, each a scan: bounds the rare slow path
+_SPLIT_CACHE_SIZE = 20_000
+_LONG_WORD = re.compile(rf"[^ ]{{{MIN_GLUED_LEN},}}")
 
 
 class _Rule:
@@ -129,7 +147,8 @@ class _KeyInfo:
 class HumanRequestDetector:
     """Matches normalised messages against expanded human-request patterns."""
 
-    __slots__ = ("_automaton", "_margin", "_word_languages", "languages", "rules", "stage2")
+    __slots__ = ("_automaton", "_cores", "_longest_word", "_margin", "_splits", "_vocabulary",
+                 "_word_languages", "languages", "rules", "stage2")
 
     def __init__(self, lines: Iterable[tuple[str, PatternLine]],
                  stage2: Stage2Model | None = None) -> None:
@@ -147,6 +166,7 @@ class HumanRequestDetector:
         glue_words: list[str] = []
         not_typos: set[str] = set()
         vocabulary: set[str] = set()
+        request_words: set[str] = set()
         # word -> {language: how many expanded phrases of that language's files use it}
         word_languages: dict[str, dict[str, int]] = {}
         for language, line in lines:
@@ -176,6 +196,8 @@ class HumanRequestDetector:
                 for phrase in piece:
                     for word in phrase.split(" "):
                         vocabulary.add(word)
+                        if line.kind is PatternKind.POSITIVE or line.kind is PatternKind.EXACT:
+                            request_words.add(word)
                         counts = word_languages.setdefault(word, {})
                         counts[language] = counts.get(language, 0) + 1
         # A variant that is itself a pattern word ("agent" is a variant of
@@ -232,6 +254,18 @@ class HumanRequestDetector:
                 info = _KeyInfo(len(key), (), (), None, None, near=True)
                 values[key] = shared_infos.setdefault(info, info)
         self._automaton: Automaton[_KeyInfo] = Automaton(values.items())
+        # What a run-together word may be split into: the words of every line (vetoes
+        # included, so "humanresources" splits into the veto it is).
+        self._vocabulary = frozenset(vocabulary)
+        self._longest_word = max((len(word) for word in self._vocabulary), default=0)
+        # Only a word holding a "~" word or a longer word of a request line (the nouns,
+        # verbs and pronouns a request rests on) is worth splitting; one C scan of the word
+        # says whether it holds any.
+        cores = {*typo_set, *(word for word in request_words if len(word) >= MIN_CORE_LEN)}
+        self._cores: Automaton[None] = Automaton((word, None) for word in sorted(cores))
+        # word -> its splits: a pure function of the word, so the cache changes no result;
+        # ordinary long words ("rechnung") recur in traffic and would be split again each time.
+        self._splits: dict[str, list[str]] = {}
 
     @classmethod
     def load(cls, extra_dirs: Iterable[Path] = (), stage2: bool = True) -> HumanRequestDetector:
@@ -257,6 +291,10 @@ class HumanRequestDetector:
         """The same patterns with another second stage (None: patterns only); shares the automaton."""
         other = object.__new__(HumanRequestDetector)
         other._automaton = self._automaton
+        other._cores = self._cores
+        other._vocabulary = self._vocabulary
+        other._longest_word = self._longest_word
+        other._splits = self._splits
         other._word_languages = self._word_languages
         other.languages = self.languages
         other.rules = self.rules
@@ -274,9 +312,9 @@ class HumanRequestDetector:
         Typos of "~" words are corrected first; `phrase`, `start` and `end` then
         refer to the corrected text.
         """
-        match, vetoed = self._detect(normalized_text, correct=True)
+        match, vetoed, text = self._patterns(normalized_text)
         if match is None and not vetoed and self.stage2 is not None:
-            return self._rescue(normalized_text)
+            return self._rescue(text)
         return match
 
     def detect_text(self, text: str) -> HumanRequestMatch | None:
@@ -288,7 +326,95 @@ class HumanRequestDetector:
 
         It stays out when a veto fired or the message holds a near-word ("humane").
         """
-        return self._detect(normalized_text, correct=True)
+        match, vetoed, _ = self._patterns(normalized_text)
+        return match, vetoed
+
+    def split_glued(self, normalized_text: str) -> list[tuple[str, tuple[tuple[int, int], ...]]]:
+        """Readings of the message with its run-together words split into phrase-file words,
+        fewest words first, each with the spans the split words take in it; empty when no
+        word is long, unknown, holds a request word and splits completely."""
+        # Most messages have no long word: one C scan says so before any Python per word.
+        if _LONG_WORD.search(normalized_text) is None:
+            return []
+        words = normalized_text.split()
+        splits: dict[int, list[str]] = {}
+        for i, word in enumerate(words):
+            if (MIN_GLUED_LEN <= len(word) <= MAX_GLUED_LEN and word not in self._vocabulary
+                    and next(iter(self._cores.iter(word)), None) is not None):
+                found = self._splits.get(word)
+                if found is None:
+                    found = self._split_word(word)
+                    if len(self._splits) >= _SPLIT_CACHE_SIZE:
+                        self._splits.clear()
+                    self._splits[word] = found
+                if found:
+                    splits[i] = found
+        if not splits:
+            return []
+        # The first reading takes each word's best split; the others try one word's other
+        # splits at a time (one run-together word per message is the usual case).
+        choices = [{i: found[0] for i, found in splits.items()}]
+        choices.extend({**choices[0], i: other} for i, found in splits.items() for other in found[1:])
+        readings: list[tuple[str, tuple[tuple[int, int], ...]]] = []
+        for choice in choices[:MAX_GLUED_READINGS]:
+            parts: list[str] = []
+            spans: list[tuple[int, int]] = []
+            at = 1
+            for i, word in enumerate(words):
+                written = choice.get(i, word)
+                if i in choice:
+                    spans.append((at, at + len(written)))
+                parts.append(written)
+                at += len(written) + 1
+            readings.append((" " + " ".join(parts) + " ", tuple(spans)))
+        return readings
+
+    def _split_word(self, word: str) -> list[str]:
+        """The best few ways to write `word` as two or more phrase-file words: fewest words
+        first, then the one with the longer words ("parler a un" before "parle r a un")."""
+        vocabulary = self._vocabulary
+        longest = self._longest_word
+        size = len(word)
+        # best[i]: up to MAX_GLUED_READINGS splits of word[i:], each (rank, pieces), best first.
+        Split = tuple[tuple[int, int], tuple[str, ...]]
+        best: list[list[Split]] = [[] for _ in range(size + 1)]
+        best[size] = [((0, 0), ())]
+        for start in range(size - 1, -1, -1):
+            options: list[Split] = []
+            for end in range(start + 1, min(size, start + longest) + 1):
+                tails = best[end]
+                if not tails:
+                    continue
+                piece = word[start:end]
+                if piece not in vocabulary:
+                    continue
+                weight = len(piece) ** 2
+                for (count, squares), pieces in tails:
+                    if count < MAX_GLUED_PIECES:
+                        options.append(((count + 1, squares - weight), (piece, *pieces)))
+            options.sort()
+            best[start] = options[:MAX_GLUED_READINGS]
+        return [" ".join(pieces) for (count, _), pieces in best[0] if count >= 2]
+
+    def _patterns(self, text: str) -> tuple[HumanRequestMatch | None, bool, str]:
+        """The patterns' match and veto state, and the text the second stage should read
+        (split where words were run together)."""
+        match, vetoed = self._detect(text, correct=True)
+        if match is not None or vetoed:
+            return match, vetoed, text
+        readings = self.split_glued(text)
+        for reading, spans in readings:
+            match, vetoed = self._detect(reading, correct=True)
+            # A reading a veto cancels ("humanresources") keeps the second stage out, as the
+            # words written apart would.
+            if vetoed and match is None:
+                return None, True, reading
+            # The request must be written inside the run-together word: "echt mensenhaar"
+            # (real human hair) reads "echt mensen" only across the word's edge.
+            if match is not None and any(start <= match.start and match.end <= end
+                                         for start, end in spans):
+                return match, vetoed, reading
+        return None, False, readings[0][0] if readings else text
 
     def guess_language(self, normalized_text: str) -> tuple[str, ...]:
         """The languages whose phrase files best account for the message's words (ties in load order).

@@ -10,19 +10,23 @@ the worker does not.  Inputs, all labelled ``text,label,lang[,source]``:
   README);
 * the sentences written for this project (``tests/triggers/data/handwritten.csv``) and the
   ones written for this stage (``tests/triggers/stage2_train/<lang>.txt``);
-* the first held-out set (``tests/triggers/heldout/``, source ``heldout-2026-12-01``) and the
+* the first and second held-out sets (``tests/triggers/heldout/``, source
+  ``heldout-2026-12-01``; ``tests/triggers/heldout2/``, source ``heldout2-2026-12-02``) and the
   check set of 2026-12-02 (``tests/triggers/check/``): each scored once and reported, so they
-  are seen data now and train like the others.
+  are seen data now and train like the others;
+* the sentences written for the families behind the second held-out set's misses
+  (``tests/triggers/families/``, source ``families-2026-12-02``).
 
-Never a later held-out set: `training_rows` drops every other ``heldout`` source, whoever
-passes it in, and a test checks the inputs.  Human rows are positives; borderline rows (are
-you a bot, opening hours, contact details) and other rows are negatives.
+Never a later held-out set: `training_rows` drops every other ``heldout`` source (the third
+set, being written, among them), whoever passes it in, and a test checks the inputs.  Human
+rows are positives; borderline rows (are you a bot, opening hours, contact details) and other
+rows are negatives.
 
 Logistic regression on feature counts (liblinear, fixed seed, so the same inputs write the
 same file).  The threshold is chosen on out-of-fold probabilities of the rows the patterns
 neither match nor veto, since those are the only ones the stage sees: the lowest one that
 keeps those folds' false positives at or under `TARGET_FPR` on all negatives and under
-`TARGET_HARD_FPR` on the hand-written ones.
+`TARGET_HARD_FPR` on the hand-written ones, and never below `MIN_THRESHOLD`.
 """
 
 from __future__ import annotations
@@ -47,9 +51,14 @@ DEV_CSV = REPO.parent / "shared" / "data" / "human-request" / "dev.csv"
 HANDWRITTEN = REPO / "tests" / "triggers" / "data" / "handwritten.csv"
 STAGE2_SENTENCES = REPO / "tests" / "triggers" / "stage2_train"
 SEEN_HELDOUT = REPO / "tests" / "triggers" / "heldout" / "heldout.csv"
-# The one held-out source that may train (see the module docstring).
+SEEN_HELDOUT2 = REPO / "tests" / "triggers" / "heldout2" / "heldout.csv"
+# The held-out sources that may train, each scored once and reported (see the module docstring).
 SEEN_HELDOUT_SOURCE = "heldout-2026-12-01"
+SEEN_HELDOUT2_SOURCE = "heldout2-2026-12-02"
+SEEN_HELDOUT_SOURCES = (SEEN_HELDOUT_SOURCE, SEEN_HELDOUT2_SOURCE)
 CHECK = REPO / "tests" / "triggers" / "check" / "check.csv"
+FAMILIES = REPO / "tests" / "triggers" / "families"
+FAMILIES_SOURCE = "families-2026-12-02"
 
 SEED = 14
 # Inverse L2 strength: 0.25 to 4 rescued 38-42 of 61 out of fold at the same false positives
@@ -61,7 +70,12 @@ TARGET_FPR = 0.001  # out-of-fold, on the negatives the stage sees
 # people in passing, bookings), a few hundred against the public sets' tens of thousands,
 # and what the per-language goal is measured on.
 TARGET_HARD_FPR = 0.0025
-_HARD_PREFIXES = ("handwritten", "stage2", SEEN_HELDOUT_SOURCE, "check")
+# Row folds share each set's authors and habits between train and test, so they flatter the
+# false positives: holding out whole hand-written sets (check, both held-out sets, families) on
+# 2026-12-02, a model at the folds' 0.949 let 6 of their 1,614 `other` rows through, at 0.97 2,
+# with the same 24 requests rescued. The threshold is never below this.
+MIN_THRESHOLD = 0.97
+_HARD_PREFIXES = ("handwritten", "stage2", *SEEN_HELDOUT_SOURCES, "check", "families")
 MIN_WEIGHT = 0.02  # smaller weights are left out of the file to keep it small
 # Sources never trained on: noisy labels, and every held-out set not yet scored and reported.
 _EXCLUDED_GROUPS = ("hellohaptik/HINT3",)
@@ -75,10 +89,11 @@ def read_sentence_files(directory: Path = STAGE2_SENTENCES) -> list[Row]:
 
 def default_rows(dev: Path = DEV_CSV) -> list[Row]:
     """Every input row before `training_rows` filters them: dev set, hand-written, stage 2's
-    own, the first held-out set and the check set."""
-    seen = [row for row in read_rows(SEEN_HELDOUT) if row.source == SEEN_HELDOUT_SOURCE]
+    own, the first two held-out sets, the check set and the families' sentences."""
+    seen = [row for path in (SEEN_HELDOUT, SEEN_HELDOUT2) for row in read_rows(path)
+            if row.source in SEEN_HELDOUT_SOURCES]
     return [*read_rows(dev), *read_rows(HANDWRITTEN), *read_sentence_files(), *seen,
-            *read_rows(CHECK)]
+            *read_rows(CHECK), *sentence_files(FAMILIES, FAMILIES_SOURCE)]
 
 
 def as_rows(rows: Iterable[RowLike]) -> list[Row]:
@@ -87,12 +102,12 @@ def as_rows(rows: Iterable[RowLike]) -> list[Row]:
 
 
 def training_rows(rows: Iterable[Row]) -> list[Row]:
-    """The rows a model may learn from: no HINT3, no held-out set but the one already scored."""
+    """The rows a model may learn from: no HINT3, no held-out set but the two already scored."""
     out: list[Row] = []
     for row in rows:
         group = source_group(row.source)
         if group in _EXCLUDED_GROUPS or (group.startswith(_EXCLUDED_PREFIX)
-                                         and group != SEEN_HELDOUT_SOURCE):
+                                         and group not in SEEN_HELDOUT_SOURCES):
             continue
         out.append(row)
     return out
@@ -156,7 +171,7 @@ def choose_threshold(rows: Sequence[Row], rules: HumanRequestDetector, c: float 
     negatives = [probabilities[i] for i in range(len(rows)) if seen[i] and not labels[i]]
     hard = [probabilities[i] for i in range(len(rows)) if seen[i] and not labels[i]
             and rows[i].source.startswith(_HARD_PREFIXES)]
-    threshold = max(0.5, _above(negatives, target_fpr), _above(hard, TARGET_HARD_FPR))
+    threshold = max(MIN_THRESHOLD, _above(negatives, target_fpr), _above(hard, TARGET_HARD_FPR))
     threshold = min(threshold, 0.999)
     rescued = sum(1 for i in range(len(rows)) if seen[i] and labels[i] and probabilities[i] >= threshold)
     missed = sum(1 for i in range(len(rows)) if seen[i] and labels[i])

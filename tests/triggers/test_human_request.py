@@ -330,3 +330,48 @@ def test_detect_does_no_io(detector: HumanRequestDetector, monkeypatch: pytest.M
     text = normalize("can i talk to a huamn")  # the typo path too
     monkeypatch.setattr(builtins, "open", refuse)
     assert detector.detect(text) is not None
+
+
+# Words run together beyond one space: split into phrase-file words and scanned again.
+GLUED = [
+    ("speaktoahuman", "en"),
+    ("can i talktoaperson", "en"),
+    ("jeveuxparleraquelquun", "fr"),
+    ("hablarconunapersona", "es"),
+    ("vogliounapersonavera", "it"),
+    ("ikwiliemandspreken", "nl"),
+    ("mitmenschsprechen", "de"),
+    ("pratamedmänniska", "sv"),
+    ("queroumapessoa", "pt"),
+]
+
+
+@pytest.mark.parametrize(("text", "language"), GLUED)
+def test_words_run_together_are_split_and_matched(
+    detector: HumanRequestDetector, text: str, language: str
+) -> None:
+    rules = detector.with_stage2(None)
+    match = rules.detect_text(text)
+    assert match is not None, text
+    assert match.language == language
+    assert " " in match.phrase  # the phrase is read from the split words
+
+
+@pytest.mark.parametrize("text", [
+    "humanresources", "travelagent", "personalshopper", "de pruik van echt mensenhaar klit",
+    "delivery tomorrow", "my order 12345678901234",
+])
+def test_run_together_words_that_are_no_request_stay_quiet(
+    detector: HumanRequestDetector, text: str
+) -> None:
+    assert detector.with_stage2(None).detect_text(text) is None, text
+
+
+def test_only_long_unknown_words_holding_a_request_word_are_split(
+    detector: HumanRequestDetector,
+) -> None:
+    assert detector.split_glued(normalize("talk to a human")) == []  # known words
+    assert detector.split_glued(normalize("xqzvbnmlkj")) == []  # no request word inside
+    assert detector.split_glued(normalize("humanxqzv")) == []  # does not split completely
+    readings = detector.split_glued(normalize("ok speaktoahuman"))
+    assert readings[0] == (" ok speak to a human ", ((4, 20),))

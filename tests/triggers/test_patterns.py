@@ -169,7 +169,10 @@ def test_run_together_words_and_real_word_exceptions() -> None:
     # Without the "~!" line, the same word is read as a typo of "human".
     loose = detector_from("~ human humans\ntalk to a human\ntalk to a humans")
     assert loose.detect_text("talk to a humane") is not None
-    assert detector.detect_text("humanplease") is None  # only a word *before* is glued
+    # The "~+" step glues only a word before; longer run-together words are split against
+    # the phrase words, in any order, but only when every piece is a phrase word.
+    assert detector.detect_text("humanplease") is not None
+    assert detector.detect_text("humanpleasex") is None
 
 
 def test_shipped_detector_leaves_near_words_alone(detector: HumanRequestDetector) -> None:

@@ -24,7 +24,8 @@ LABEL_PREFIX = re.compile(r"^[HOB] ")
 def compared_files(public: Path = DEFAULT_PUBLIC) -> Iterator[Path]:
     """Every file a sentence of this set must not repeat: detector, training and seen sets."""
     folders = [REPO / "handoff" / "triggers", TRIGGERS_TESTS / "data",
-               TRIGGERS_TESTS / "stage2_train", TRIGGERS_TESTS / "check"]
+               TRIGGERS_TESTS / "stage2_train", TRIGGERS_TESTS / "check",
+               TRIGGERS_TESTS / "families"]
     for folder in folders:
         yield from (path for path in sorted(folder.rglob("*")) if path.is_file())
     for name in ("heldout", "heldout2"):
