@@ -174,7 +174,7 @@ def _account_record(record: InputRecord, limits: Limits, now_ms: int) -> Intake:
     origin = _origin(record)
     # The original bytes are forwarded inside the envelope, so nothing is re-encoded.
     body = envelope(topic, account_id, origin, record.value)
-    return Intake(forwards=[Forward(account_id, body, min(record.timestamp_ms, now_ms),
+    return Intake(forwards=[Forward(account_id, body, sequence_ms(record.timestamp_ms, now_ms),
                                     _event(topic, account_id, origin, parsed))],
                   why=f"{topic} record forwarded to {_q(account_id)}'s log")
 
