@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from handoff.config import WorkerSettings
 from handoff.core.engine import Engine
-from handoff.core.store import TABLE_MODELS, StateReader, Table
+from handoff.core.store import TABLE_MODELS, Decision, StateReader, Table
 from handoff.ops.logs import event_fields, record_fields
 from handoff.ops.metrics import Metrics
 from schemas.codec import dumps
@@ -104,6 +104,9 @@ class Task:
     ticked_ms: int = 0  # when the last ticks were written
     # What to report once the transaction is committed (an aborted one never happened).
     _observed: list[Callable[[], None]] = field(default_factory=list)
+    # This cycle's decisions for the metrics (event, decision, seconds), reported in one call
+    # at the commit: a call per decision cost about as much as a fifth of intake.
+    _decided: list[tuple[Any, Decision, float]] = field(default_factory=list)
     # Events intake built, for the decision step (shared by the worker's tasks: an account's
     # log partition is often another task's).
     parsed: Parsed = field(default_factory=Parsed)
@@ -213,6 +216,9 @@ class Task:
         for observe in self._observed:
             observe()
         self._observed.clear()
+        if self._decided:
+            self.metrics.observe_decisions(self._decided)
+            self._decided.clear()
 
     async def abort(self) -> None:
         """Abort the open transaction (if the producer still can) and forget its writes."""
@@ -220,6 +226,7 @@ class Task:
             changes.clear()
         self.offsets.clear()
         self._observed.clear()
+        self._decided.clear()
         self._later.clear()
         self._flush_failed = None
         if self.in_transaction:
@@ -293,8 +300,7 @@ class Task:
         topic = self.settings.topic
         for emit in decision.emits:
             await self.send(topic(emit.topic), emit.key.encode(), dumps(emit.value))
-        self._observed.append(partial(self.metrics.observe_decision, event, decision,
-                                      time.perf_counter() - started))
+        self._decided.append((event, decision, time.perf_counter() - started))
 
 
 class Sender:

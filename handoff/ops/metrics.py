@@ -1,7 +1,7 @@
 """Prometheus metrics of one worker, in a registry of its own (several apps may share a process).
 
-The processing loop reports to a `Metrics` object with one call per decision
-(`observe_decision`) and one per dead letter (`observe_dead_letter`, where the runner makes
+The processing loop reports to a `Metrics` object once per committed cycle for its decisions
+(`observe_decisions`) and once per dead letter (`observe_dead_letter`, where the runner makes
 it); consumer lag and open conversations are computed from the loop when `/metrics` is
 scraped. Labels are small fixed sets (trigger kind, process, outcome, contract
 topic, partition, reason class): never conversation, user or account ids.
@@ -9,8 +9,10 @@ topic, partition, reason class): never conversation, user or account ids.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -20,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from handoff.core.state import Phase, QueueState
 from handoff.core.store import Decision, Table
-from handoff.ops.logs import log_decision
+from handoff.ops.logs import decisions_log, log_decision
 from schemas.common import Process, TriggerKind
 from schemas.internal import AccountEvent
 from schemas.outputs import Assignment, ConfigChange, HandoffEvent, TicketCreated
@@ -72,6 +74,27 @@ def _phase_view(value: object) -> tuple[str | None, str | None]:
     else:
         phase, view = getattr(value, "phase", None), getattr(value, "view", None)
     return (str(phase) if phase is not None else None, str(view) if view is not None else None)
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe` of each value, with one add per bucket hit and one to the sum.
+
+    Reaches into the client's `_sum` and `_buckets` (prometheus_client is pinned; a test
+    compares the exposition with per-value observes): its `observe` takes two locks and walks
+    the bounds per value, once a decision on the hot path.
+    """
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    hits: dict[int, int] = {}
+    for value in values:
+        # The first bound at or above the value, as `observe`'s `amount <= bound` walk finds.
+        i = bisect_left(bounds, value)
+        hits[i] = hits.get(i, 0) + 1
+    histogram._sum.inc(sum(values))
+    buckets = histogram._buckets
+    for i, count in hits.items():
+        buckets[i].inc(count)
 
 
 class StateSource(Protocol):
@@ -157,7 +180,43 @@ class Metrics:
 
     def observe_decision(self, event: AccountEvent, decision: Decision, seconds: float) -> None:
         """Count what one decision published; `seconds`: the time it took to decide and send."""
-        now = time.time() if decision.emits else 0.0
+        self.observe_decisions(((event, decision, seconds),))
+
+    def observe_decisions(self, decided: Iterable[tuple[AccountEvent, Decision, float]]
+                          ) -> None:
+        """Count what a committed cycle's decisions published, as `observe_decision` of each
+        would: the loop reports once a transaction, not once a message."""
+        now = 0.0
+        seconds_by_source: dict[str, list[float]] = {}
+        logged = decisions_log.isEnabledFor(logging.DEBUG)
+        for event, decision, seconds in decided:
+            if decision.emits:
+                # Published at the commit: one clock reading serves the whole cycle.
+                now = now or time.time()
+                self._count_emits(decision, now)
+            for write in decision.writes:
+                if write.table is Table.QUEUES:
+                    self._queued[write.key] = _queue_length(write.value)
+                elif write.table is Table.CONVERSATIONS:
+                    phase, view = _phase_view(write.value)
+                    if phase == Phase.HANDED_OFF and view in OPEN_VIEWS:
+                        self._open[write.key] = view
+                    else:
+                        self._open.pop(write.key, None)
+            found = seconds_by_source.get(event.source)
+            if found is None:
+                seconds_by_source[event.source] = [seconds]
+            else:
+                found.append(seconds)
+            if logged:
+                log_decision(event, decision, seconds)
+        for source, values in seconds_by_source.items():
+            timer = self._decision_timers.get(source)
+            if timer is None:
+                timer = self._decision_timers[source] = self.decision_seconds.labels(source)
+            observe_all(timer, values)
+
+    def _count_emits(self, decision: Decision, now: float) -> None:
         for emit in decision.emits:
             value = emit.value
             if isinstance(value, HandoffEvent):
@@ -177,21 +236,6 @@ class Metrics:
                 self.tickets.inc()
             elif isinstance(value, ConfigChange):
                 self.config_changes.labels("accepted" if value.accepted else "refused").inc()
-        for write in decision.writes:
-            if write.table is Table.QUEUES:
-                self._queued[write.key] = _queue_length(write.value)
-            elif write.table is Table.CONVERSATIONS:
-                phase, view = _phase_view(write.value)
-                if phase == Phase.HANDED_OFF and view in OPEN_VIEWS:
-                    self._open[write.key] = view
-                else:
-                    self._open.pop(write.key, None)
-        timer = self._decision_timers.get(event.source)
-        if timer is None:
-            timer = self._decision_timers[event.source] = self.decision_seconds.labels(
-                event.source)
-        timer.observe(seconds)
-        log_decision(event, decision, seconds)
 
     def observe_dead_letter(self, source_topic: str, error: str) -> None:
         """Count one record set aside on the dead letter topic."""

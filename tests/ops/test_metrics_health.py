@@ -264,3 +264,56 @@ def test_queue_length_wait_and_reroutes_follow_the_decisions() -> None:
     assert metrics.queue_lengths() == {"support": 1}
     body, _ = metrics.exposition(None)
     assert 'handoff_queue_length{destination="support"} 1.0' in body.decode()
+
+
+def _exposition(metrics: Metrics) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    # Time to assignment reads the wall clock at report time: the one series left out.
+    return sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                  for family in metrics.registry.collect() for s in family.samples
+                  if not s.name.startswith("handoff_time_to_assignment"))
+
+
+def test_a_cycles_decisions_reported_at_once_count_as_one_report_each() -> None:
+    # The loop reports a committed cycle's decisions in one call: every series (the decision
+    # timer's buckets and sum included) must read as if each had been reported alone.
+    events = [inbox("support"), user("u-1"), presence("u-1"), config("cfg-1", DIRECT),
+              chat("m-1", HUMAN, conversation="c-1"), chat("m-2", "hello", conversation="c-2"),
+              chat("m-3", HUMAN, conversation="c-3"), update("up-1", "close", conversation="c-1")]
+    # Dyadic durations add up exactly in any order; 0.0005 and 5.0 sit on and past bounds.
+    seconds = [0.0005, 0.0009765625, 0.25, 5.0, 0.0, 0.5, 0.001953125, 2.5]
+    run = Run()
+    decided = []
+    for event in events:
+        decision = run.engine.decide(run.store, event)
+        run.store.apply(decision.writes)
+        decided.append((event, decision))
+    one_by_one, at_once = Metrics(), Metrics()
+    for (event, decision), took in zip(decided, seconds, strict=True):
+        one_by_one.observe_decision(event, decision, took)
+    at_once.observe_decisions([(e, d, s) for (e, d), s in zip(decided, seconds, strict=True)])
+    assert _exposition(at_once) == _exposition(one_by_one)
+    assert value(at_once, "handoff_decision_seconds_count", source="chat.messages") == 3
+    assert value(at_once, "handoff_decision_seconds_bucket", source="chat.messages",
+                 le="0.001") == 1
+    assert at_once.open_conversations() == one_by_one.open_conversations()
+
+
+def test_observing_in_bulk_fills_the_buckets_as_observing_each_value() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from handoff.ops.metrics import observe_all
+    registry = CollectorRegistry()
+    each = Histogram("each", "", buckets=(0.001, 0.01, 1.0), registry=registry)
+    bulk = Histogram("bulk", "", buckets=(0.001, 0.01, 1.0), registry=registry)
+    values = [0.0, 0.001, 0.0015, 0.01, 0.5, 1.0, 1.5, 1e9, -1.0, 0.001]
+    for v in values:
+        each.observe(v)
+    observe_all(bulk, values)
+    observe_all(bulk, [])
+    def samples(name: str) -> dict[tuple[str, str], float]:
+        return {(s.name.removeprefix(name), s.labels.get("le", "")): s.value
+                for family in registry.collect() if family.name == name
+                for s in family.samples}
+
+    assert samples("bulk") == samples("each")
+    assert samples("bulk")[("_bucket", "0.001")] == 4  # -1, 0, and 0.001 twice (le is <=)

@@ -51,7 +51,7 @@ from steps.intake import (
     Send,
     intake,
 )
-from steps.validation import Limits
+from steps.validation import ACCOUNT_RECORDS, Limits, envelope
 from tests.hostile import T0, Case, cases
 
 LIMITS = Limits()
@@ -163,6 +163,21 @@ def test_the_original_bytes_are_forwarded_unknown_fields_and_spacing_included() 
     assert forward.value == (b'{"source":"chat.messages","account_id":"acct-1","origin":'
                              + dumps(origin(Topic.CHAT_MESSAGES)) + b',"record":' + value + b"}")
     assert SequencedChat.model_validate_json(forward.value).record == CHAT
+
+
+@settings(max_examples=200, deadline=None)
+@given(account_id=st.text(max_size=20), topic=st.text(max_size=20),
+       partition=st.integers(min_value=0, max_value=2**31 - 1),
+       offset=st.integers(min_value=0, max_value=2**63 - 1),
+       source=st.sampled_from(sorted(ACCOUNT_RECORDS)))
+def test_the_envelope_spells_its_origin_as_the_models_serializer_does(
+        account_id: str, topic: str, partition: int, offset: int, source: Topic) -> None:
+    # The envelope writes the origin's bytes itself: they must stay the serializer's, escapes
+    # of odd topic names and 64-bit offsets included.
+    at = Origin(topic=topic, partition=partition, offset=offset)
+    assert envelope(source, account_id, at, b"{}") == (
+        b'{"source":' + orjson.dumps(source.value) + b',"account_id":'
+        + orjson.dumps(account_id) + b',"origin":' + dumps(at) + b',"record":{}}')
 
 
 # --- refusals ------------------------------------------------------------------------------
