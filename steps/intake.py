@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol, TypeVar, get_args
+from typing import Any, NamedTuple, Protocol, get_args
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
+from handoff.core.state import build_whole
 from schemas.codec import dumps
 from schemas.common import Timestamp
 from schemas.inputs import DirectoryEntry, Presence, Workflow
@@ -136,8 +137,6 @@ _SEQUENCED: dict[str, Any] = {
     for model in get_args(get_args(AccountEvent)[0])
     if set(model.model_fields) == _ENVELOPE_FIELDS}
 _EPOCH = datetime.fromtimestamp(0.0, tz=UTC)
-_set = object.__setattr__
-M = TypeVar("M", bound=BaseModel)
 
 
 def intake(record: InputRecord, lookups: LookupReader, limits: Limits, now_ms: int) -> Intake:
@@ -310,19 +309,8 @@ def _event(source: Topic, account_id: str, origin: Origin, record: Any) -> Any:
         return None
     # Every part is already checked (the record validated, the origin Kafka's own numbers):
     # building skips a second validation on the hot path.
-    return _whole(model, {"source": source.value, "account_id": account_id, "origin": origin,
-                          "record": record})
-
-
-def _whole(model: type[M], values: dict[str, Any]) -> M:
-    """`build` for values naming every field of `model` in field order: what `build` makes,
-    without copying a template of defaults that every value replaces (two a message)."""
-    new = model.__new__(model)
-    _set(new, "__dict__", values)
-    _set(new, "__pydantic_fields_set__", set(values))
-    _set(new, "__pydantic_extra__", None)
-    _set(new, "__pydantic_private__", None)
-    return new
+    return build_whole(model, {"source": source.value, "account_id": account_id,
+                               "origin": origin, "record": record})
 
 
 def _refused(record: InputRecord, rejected: Rejected) -> Intake:
@@ -338,8 +326,8 @@ def _nothing_to_remove(what: str, key: str | None) -> str:
 
 def _origin(record: InputRecord) -> Origin:
     # Kafka's own topic name and numbers: nothing to validate.
-    return _whole(Origin, {"topic": record.topic.value, "partition": record.partition,
-                           "offset": record.offset})
+    return build_whole(Origin, {"topic": record.topic.value, "partition": record.partition,
+                                "offset": record.offset})
 
 
 def _key(record: InputRecord) -> str | None:

@@ -59,6 +59,17 @@ def build(model: type[M], values: dict[str, Any]) -> M:
     return new
 
 
+def build_whole(model: type[M], values: dict[str, Any]) -> M:
+    """`build` for values naming every field of `model`, in field order (the serializer's
+    order): no template of defaults to copy, as every value replaces one."""
+    new = model.__new__(model)
+    _set(new, "__dict__", values)
+    _set(new, "__pydantic_fields_set__", set(values))
+    _set(new, "__pydantic_extra__", None)
+    _set(new, "__pydantic_private__", None)
+    return new
+
+
 class State(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -25,6 +25,8 @@ Built for ``handoff eval-triggers FILE.csv... [--json] [--predictions OUT.csv]
 from __future__ import annotations
 
 import csv
+import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,7 @@ __all__ = [
     "read_csv",
     "read_rows",
     "read_sentence_files",
+    "sentence_collisions",
     "source_group",
     "write_predictions",
     "write_rows",
@@ -324,6 +327,43 @@ def read_sentence_files(directory: Path, source: str) -> list[Row]:
             mark, text = raw.split(" ", 1)
             rows.append(Row(text.strip(), _MARKS[mark], path.stem, source))
     return rows
+
+
+_MARK_PREFIX = re.compile(r"^[HOB] ")
+
+
+def _same_text_key(text: str) -> str:
+    """Case-folded, spaces collapsed, end punctuation dropped: what counts as the same text."""
+    return re.sub(r"\s+", " ", text.casefold()).strip().rstrip(".!?,;: ")
+
+
+def _units(path: Path) -> Iterator[str]:
+    """Each line of a file and, for CSV files, each cell; a sentence file's mark is dropped."""
+    content = path.read_text(encoding="utf-8", errors="ignore")
+    for line in content.splitlines():
+        yield _MARK_PREFIX.sub("", line)
+    if path.suffix == ".csv":
+        for row in csv.reader(io.StringIO(content)):
+            yield from row
+
+
+def sentence_collisions(directory: Path, files: Iterable[Path]) -> tuple[list[str], int]:
+    """The sentence lines of `directory`'s ``<lang>.txt`` files whose text is also a line or
+    CSV cell of one of `files`, as "lang: line", sorted; and how many sentence lines there are.
+
+    Only the directory's own lines are returned, never a line of `files`, so a held-out set's
+    author can run it without seeing what the detector was built from.
+    """
+    # A list per text: the same short text in two languages (nb and nn "hei") is reported twice.
+    mine: dict[str, list[str]] = {}
+    for path in sorted(directory.glob("*.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if _MARK_PREFIX.match(line):
+                mine.setdefault(_same_text_key(line[2:]), []).append(f"{path.stem}: {line}")
+    seen: set[str] = set()
+    for path in files:
+        seen.update(k for k in map(_same_text_key, _units(path)) if k in mine)
+    return sorted(line for text in seen for line in mine[text]), sum(map(len, mine.values()))
 
 
 def write_rows(path: Path, rows: Iterable[RowLike]) -> None:
