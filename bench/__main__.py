@@ -331,7 +331,9 @@ def table(report: dict[str, Any]) -> str:
         ok = lat["p99_ms"] < GOAL_P99_MS if lat["handoffs_timed"] else False
         row("2 latency", f"p50/p99/max ms @ {lat['target_rate']:.0f}/s, window {window}", value,
             f"{lat['handoffs_timed']:,} handoffs timed, {lat['handoffs_missing']} missing"
-            + (f"; {lat['produce_retries']} produce retries" if "produce_retries" in lat else ""),
+            + (f"; {lat['produce_retries']} produce retries" if "produce_retries" in lat else "")
+            + (f"; sender at most {lat['sender_behind_max_ms']:.0f} ms behind"
+               if "sender_behind_max_ms" in lat else ""),
             f"goal p99 < {GOAL_P99_MS:.0f} ms {_verdict(ok)}")
     m = r.get("matchers")
     if m:
