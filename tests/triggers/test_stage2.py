@@ -30,8 +30,11 @@ HELDOUT3 = Path(__file__).resolve().parent / "heldout3"
 # detector; scored once at the end of that session. Same rules the third set had.
 HELDOUT4 = Path(__file__).resolve().parent / "heldout4"
 HELDOUT4_NAME = HELDOUT4.name
-UNSCORED_FOLDERS = (HELDOUT4,)
-HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4)
+# Written blind while the fourth set was being tuned on, for the detector's next version; labels
+# "are you a human?" and contact details `other` (no borderline rows), see its README.
+HELDOUT5 = Path(__file__).resolve().parent / "heldout5"
+UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5)
+HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
 
 
@@ -135,6 +138,7 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
             Row("i", "human", "en", "heldout4"),
             Row("k", "human", "en", "heldout4-2026-12-02"),
             Row("l", "other", "en", "heldout4-2026-12-03"),
+            Row("m", "human", "en", "heldout5-2026-12-02"),
             Row("j", "human", "en", "families-2026-12-02"),
             Row("f", "other", "en", "heldout-2026-12-02")]
     # The first three held-out sets were scored and reported, so they train; no later one does.
@@ -147,22 +151,28 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
     # phrasings written twice, independently, the day it was scored (its README).
     shared = {row[0] for row in _heldout_rows(HELDOUT2)} & {row.text for row in sentences}
     assert len(shared) <= 6, sorted(shared)
-    # The fourth set shares none.
+    # The fourth and fifth sets share none.
     for folder in UNSCORED_FOLDERS:
         shared = {row[0] for row in _heldout_rows(folder)} & {row.text for row in sentences}
         assert not shared, (folder.name, sorted(shared))
 
 
-def test_training_reads_the_three_scored_held_out_folders_and_never_the_fourth() -> None:
+def test_training_reads_the_three_scored_held_out_folders_and_never_the_fourth_or_fifth() -> None:
     for module in (train_stage2, evaluate_module):
-        assert HELDOUT4_NAME not in Path(module.__file__).read_text(encoding="utf-8")
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        assert HELDOUT4_NAME not in source
+        assert HELDOUT5.name not in source
     assert train_stage2.SEEN_HELDOUT == HELDOUT / "heldout.csv"
     assert train_stage2.SEEN_HELDOUT2 == HELDOUT2 / "heldout.csv"
     assert train_stage2.SEEN_HELDOUT3 == HELDOUT3 / "heldout.csv"
     read = [train_stage2.SEEN_HELDOUT, train_stage2.SEEN_HELDOUT2, train_stage2.SEEN_HELDOUT3,
             train_stage2.CHECK, train_stage2.FAMILIES, train_stage2.STAGE2_SENTENCES,
             train_stage2.HANDWRITTEN]
-    assert not any(HELDOUT4_NAME in part for path in read for part in path.parts)
+    # Only the parts inside the repository: a checkout folder may itself be named after a set.
+    repo = HELDOUT.parent.parent.parent
+    inside = [path.relative_to(repo) if path.is_relative_to(repo) else path for path in read]
+    assert not any(name in part for path in inside for part in path.parts
+                   for name in (HELDOUT4_NAME, HELDOUT5.name))
     dev = train_stage2.DEV_CSV
     if not dev.is_file():
         pytest.skip(f"{dev} is not here")
@@ -215,17 +225,18 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
     assert len(train_stage2.training_rows(rows)) == len(rows)
 
 
-@pytest.mark.parametrize(("folder", "humans", "others"),
-                         [(HELDOUT, 20, 40), (HELDOUT2, 35, 70), (HELDOUT3, 40, 80),
-                          (HELDOUT4, 30, 60)],
-                         ids=["heldout", "heldout2", "heldout3", "heldout4"])
-def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int) -> None:
+@pytest.mark.parametrize(("folder", "humans", "others", "borderlines"),
+                         [(HELDOUT, 20, 40, 4), (HELDOUT2, 35, 70, 4), (HELDOUT3, 40, 80, 4),
+                          (HELDOUT4, 30, 60, 4), (HELDOUT5, 35, 64, 0)],
+                         ids=["heldout", "heldout2", "heldout3", "heldout4", "heldout5"])
+def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int,
+                                           borderlines: int) -> None:
     rows = _heldout_rows(folder)
     for lang in ALL_LANGUAGES:
         labels = [row[1] for row in rows if row[2] == lang]
         assert labels.count("human") >= humans, lang
         assert labels.count("other") >= others, lang
-        assert labels.count("borderline") >= 4, lang
+        assert labels.count("borderline") >= borderlines, lang
 
 
 @pytest.mark.parametrize("folder", UNSCORED_FOLDERS, ids=lambda folder: folder.name)
