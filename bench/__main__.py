@@ -333,7 +333,9 @@ def table(report: dict[str, Any]) -> str:
             f"{lat['handoffs_timed']:,} handoffs timed, {lat['handoffs_missing']} missing"
             + (f"; {lat['produce_retries']} produce retries" if "produce_retries" in lat else "")
             + (f"; sender at most {lat['sender_behind_max_ms']:.0f} ms behind"
-               if "sender_behind_max_ms" in lat else ""),
+               if "sender_behind_max_ms" in lat else "")
+            + (f"; to the worker's send p50/p99 {lat['to_send_p50_ms']:,} / "
+               f"{lat['to_send_p99_ms']:,} ms" if "to_send_p50_ms" in lat else ""),
             f"goal p99 < {GOAL_P99_MS:.0f} ms {_verdict(ok)}")
     m = r.get("matchers")
     if m:

@@ -32,7 +32,6 @@ from bench import traffic
 from bench.harness import CpuMeter, Deployment, Reader
 from schemas.topics import Topic
 
-
 # The reading consumer's fetch wait. aiokafka fetches a partition it just read from again only
 # once the fetch in flight for its broker returns, so a partition whose handoff arrives just
 # after another's waits out that whole fetch: with 100 ms, up to 100 ms of the figure was the
@@ -68,6 +67,8 @@ async def run(bootstrap: str, workdir: Path, *, rate: float, seconds: float, war
     sent: dict[str, float] = {}
     counted: set[str] = set()
     received: dict[str, float] = {}
+    # The handoff record's CreateTime: when the worker's producer took it, before the commit.
+    sent_by_worker: dict[str, float] = {}
     total = int((seconds + warmup) * rate)
     stream = traffic.latency_messages(accts, trigger_every=trigger_every)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
@@ -83,10 +84,11 @@ async def run(bootstrap: str, workdir: Path, *, rate: float, seconds: float, war
 
             async def read() -> None:
                 while not stop_reading.is_set():
-                    for _, value, _ in await reader.poll(timeout_ms=50):
+                    for _, value, created_ms in await reader.poll(timeout_ms=50):
                         now = time.time()
                         event_id = orjson.loads(value)["trigger"]["message_event_id"]
                         received.setdefault(event_id, now)
+                        sent_by_worker.setdefault(event_id, created_ms / 1000)
 
             reading = asyncio.ensure_future(read())
             try:
@@ -135,4 +137,9 @@ async def run(bootstrap: str, workdir: Path, *, rate: float, seconds: float, war
         "p99_ms": round(percentile(latencies, 99), 1),
         "max_ms": round(latencies[-1], 1) if latencies else None,
         "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None})
+    # Where it went: up to the worker's send of the handoff record (intake's hold and
+    # transaction, the decision), and the rest (the decision's commit, the read).
+    to_send = sorted((sent_by_worker[e] - sent[e]) * 1000 for e in counted if e in received)
+    result.update({"to_send_p50_ms": round(percentile(to_send, 50), 1),
+                   "to_send_p99_ms": round(percentile(to_send, 99), 1)})
     return result
