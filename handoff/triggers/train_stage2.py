@@ -12,7 +12,8 @@ the worker does not.  Inputs, all labelled ``text,label,lang[,source]``:
   ones written for this stage (``tests/triggers/stage2_train/<lang>.txt``);
 * the first to fourth held-out sets (``tests/triggers/heldout/``, source
   ``heldout-2026-12-01``; ``tests/triggers/heldout2/``, ``heldout3/`` and ``heldout4/``, sources
-  ``heldout2-2026-12-02``, ``heldout3-2026-12-02`` and ``heldout4-2026-12-02``) and the check set of 2026-12-02
+  ``heldout2-2026-12-02``, ``heldout3-2026-12-02`` and ``heldout4-2026-12-02``) and the check
+  set of 2026-12-02
   (``tests/triggers/check/``): each scored once and reported, so they are seen data now and
   train like the others;
 * the sentences written for the families behind the second held-out set's misses
