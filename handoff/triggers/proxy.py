@@ -41,7 +41,8 @@ def set_rows(name: str) -> list[Row]:
 
 
 def proxy(names: Sequence[str], detector: HumanRequestDetector,
-          choose_threshold: bool = False) -> dict[str, EvalReport]:
+          choose_threshold: bool = False,
+          classes: dict[str, str] | None = None) -> dict[str, EvalReport]:
     """Per set: a second stage trained on every input but that set, scored on that set."""
     sets = {name: set_rows(name) for name in names}
     inputs = [*train_stage2.default_rows(), *(row for rows in sets.values() for row in rows)]
@@ -52,7 +53,7 @@ def proxy(names: Sequence[str], detector: HumanRequestDetector,
     for name, held in sets.items():
         groups = {source_group(row.source) for row in held}
         fold = [row for row in dict.fromkeys(inputs) if source_group(row.source) not in groups]
-        model = train_stage2.fit(fold, rules, threshold=threshold)
+        model = train_stage2.fit(fold, rules, threshold=threshold, classes=classes)
         reports[name] = evaluate(held, detector.with_stage2(model))
     return reports
 
@@ -75,12 +76,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--choose-threshold", action="store_true")
+    parser.add_argument("--no-classes", action="store_true",
+                        help="train without the word-class features (to compare)")
     parser.add_argument("--no-stage2-too", action="store_true",
                         help="also print the phrase files alone on each set")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     detector = HumanRequestDetector.load()
-    reports = proxy(args.sets.split(","), detector, args.choose_threshold)
+    reports = proxy(args.sets.split(","), detector, args.choose_threshold,
+                    {} if args.no_classes else None)
     reports["pooled"] = _pooled(reports)
     data = {name: report.to_json() for name, report in reports.items()}
     if args.out is not None:

@@ -46,7 +46,7 @@ from handoff.triggers.normalize import normalize
 from handoff.triggers.stage2 import MODEL_FILE, Stage2Model, features
 
 __all__ = ["as_rows", "choose_threshold", "default_rows", "fit", "main", "read_sentence_files",
-           "training_rows"]
+           "training_rows", "word_classes"]
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_CSV = REPO.parent / "shared" / "data" / "human-request" / "dev.csv"
@@ -90,6 +90,42 @@ _EXCLUDED_GROUPS = ("hellohaptik/HINT3",)
 _EXCLUDED_PREFIX = "heldout"
 
 
+PHRASE_DIR = Path(__file__).resolve().parent / "data" / "human_request"
+# The phrase files' vocabularies whose one-word entries become a class feature shared by every
+# language (`stage2.word_features`): the words for a member of staff and for a department.
+# Listed first wins, so a word in both is staff.
+CLASS_VOCABULARIES = (("@staff", ("@noun", "@staff", "@core", "@more", "@someone")),
+                      ("@dept", ("@dept",)))
+
+
+# Words for any human being stay out of the staff class: they have their own features, and
+# as a class they would tie "pessoa fisica" (a private person, the legal term) and
+# "mennesker med nedsatt syn" to the words for an employee.
+_NOT_STAFF = frozenset(normalize(
+    "human humans person persons people persona personas pessoa pessoas personne personnes"
+    " persoon personen mens mensen mensch menschen menneske mennesker menneska personar"
+    " människa människor humano humanos humain humains umano umani humana humanas").split())
+
+
+def word_classes(directory: Path = PHRASE_DIR) -> dict[str, str]:
+    """Word -> class feature, from the one-word entries of the phrase files' vocabularies
+    (`CLASS_VOCABULARIES`), normalised as messages are."""
+    classes: dict[str, str] = {}
+    lines = [line for path in sorted(directory.glob("*.txt"))
+             for line in path.read_text(encoding="utf-8").splitlines()]
+    for name, vocabularies in CLASS_VOCABULARIES:
+        for line in lines:
+            head, _, body = line.partition("=")
+            if head.strip() not in vocabularies:
+                continue
+            for entry in body.split("|"):
+                words = normalize(entry).split()
+                if (len(words) == 1 and not entry.strip().startswith("@")
+                        and words[0] not in _NOT_STAFF):
+                    classes.setdefault(words[0], name)
+    return classes
+
+
 def read_sentence_files(directory: Path = STAGE2_SENTENCES) -> list[Row]:
     """Rows of ``<lang>.txt`` files ("H ", "B ", "O " lines), source ``stage2-train``."""
     return sentence_files(directory, "stage2-train")
@@ -121,22 +157,30 @@ def training_rows(rows: Iterable[Row]) -> list[Row]:
     return out
 
 
-def _analyzer(text: str) -> list[str]:
-    return list(features(normalize(text)))
+class _Analyzer:
+    """A message's `features` with the given word classes (a class, so it pickles)."""
+
+    def __init__(self, classes: dict[str, str]) -> None:
+        self.classes = classes
+
+    def __call__(self, text: str) -> list[str]:
+        return list(features(normalize(text), self.classes))
 
 
-def _fit_arrays(texts: Sequence[str], labels: Sequence[int], c: float) -> tuple[Any, Any]:
+def _fit_arrays(texts: Sequence[str], labels: Sequence[int], c: float,
+                classes: dict[str, str]) -> tuple[Any, Any]:
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = CountVectorizer(analyzer=_analyzer, lowercase=False)
+    vectorizer = CountVectorizer(analyzer=_Analyzer(classes), lowercase=False)
     matrix = vectorizer.fit_transform(texts)
     model = LogisticRegression(C=c, solver="liblinear", random_state=SEED, max_iter=1000)
     model.fit(matrix, labels)
     return vectorizer, model
 
 
-def _to_model(vectorizer: Any, model: Any, threshold: float, description: str) -> Stage2Model:
+def _to_model(vectorizer: Any, model: Any, threshold: float, description: str,
+              classes: dict[str, str]) -> Stage2Model:
     names = vectorizer.get_feature_names_out()
     coefficients = model.coef_[0]
     weights = {
@@ -144,7 +188,9 @@ def _to_model(vectorizer: Any, model: Any, threshold: float, description: str) -
         for name, w in zip(names, coefficients, strict=True)
         if abs(w) >= MIN_WEIGHT
     }
-    return Stage2Model(weights, float(model.intercept_[0]), threshold, description)
+    # Only the classes the model has a weight for are worth carrying.
+    kept = {word: name for word, name in classes.items() if name in weights}
+    return Stage2Model(weights, float(model.intercept_[0]), threshold, description, kept)
 
 
 def _labels(rows: Sequence[Row]) -> list[int]:
@@ -161,7 +207,8 @@ def _rule_state(rows: Sequence[Row], rules: HumanRequestDetector) -> list[bool]:
 
 
 def choose_threshold(rows: Sequence[Row], rules: HumanRequestDetector, c: float = C,
-                     folds: int = FOLDS, target_fpr: float = TARGET_FPR) -> tuple[float, str]:
+                     folds: int = FOLDS, target_fpr: float = TARGET_FPR,
+                     classes: dict[str, str] | None = None) -> tuple[float, str]:
     """The out-of-fold threshold (see the module docstring), and a line saying what it gives."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -172,7 +219,7 @@ def choose_threshold(rows: Sequence[Row], rules: HumanRequestDetector, c: float 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
     for train_index, test_index in splitter.split(texts, labels):
         vectorizer, model = _fit_arrays([texts[i] for i in train_index],
-                                        [labels[i] for i in train_index], c)
+                                        [labels[i] for i in train_index], c, classes or {})
         predicted = model.predict_proba(vectorizer.transform([texts[i] for i in test_index]))[:, 1]
         for i, p in zip(test_index, predicted, strict=True):
             probabilities[i] = float(p)
@@ -199,24 +246,27 @@ def _above(negatives: Sequence[float], rate: float) -> float:
 
 
 def fit(rows: Sequence[Row], rules: HumanRequestDetector | None = None, c: float = C,
-        threshold: float | None = None) -> Stage2Model:
-    """Train on `training_rows(rows)`; the threshold comes from cross-validation unless given."""
+        threshold: float | None = None, classes: dict[str, str] | None = None) -> Stage2Model:
+    """Train on `training_rows(rows)`; the threshold comes from cross-validation unless given;
+    `classes` defaults to the phrase files' `word_classes` (pass {} for none)."""
     rows = training_rows(rows)
+    if classes is None:
+        classes = word_classes()
     if rules is None:
         rules = HumanRequestDetector.load(stage2=False)
     note = f"threshold given: {threshold}"
     if threshold is None:
-        threshold, note = choose_threshold(rows, rules, c)
-    vectorizer, model = _fit_arrays([row.text for row in rows], _labels(rows), c)
+        threshold, note = choose_threshold(rows, rules, c, classes=classes)
+    vectorizer, model = _fit_arrays([row.text for row in rows], _labels(rows), c, classes)
     sources = sorted({source_group(row.source) for row in rows})
     digest = hashlib.sha256("\n".join(f"{r.text}\t{r.label}" for r in rows).encode()).hexdigest()
     description = "\n".join([
         "Second-stage human-request model: written by python -m handoff.triggers.train_stage2",
         f"rows {len(rows)} (human {sum(_labels(rows))}), sha256 of text+label {digest[:16]}",
         f"sources: {', '.join(sources)}",
-        f"C {c}, seed {SEED}, liblinear; {note}",
+        f"C {c}, seed {SEED}, liblinear, {len(classes)} class words; {note}",
     ])
-    return _to_model(vectorizer, model, threshold, description)
+    return _to_model(vectorizer, model, threshold, description, classes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

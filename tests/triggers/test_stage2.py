@@ -62,13 +62,37 @@ def test_score_is_the_bias_plus_the_weights_of_every_feature() -> None:
         model.bias + sum(model.weights.get(f, 0.0) for f in features(normalize("x " * MAX_CHARS))))
 
 
+def test_a_class_word_adds_its_class_feature_to_the_score() -> None:
+    classes = {"operador": "@staff", "operatore": "@staff"}
+    assert list(features(normalize("operador"), classes))[0] == "@staff"
+    model = Stage2Model({"@staff": 2.0, " op": 0.5}, bias=-1.0, threshold=0.5, classes=classes)
+    for text in ("operador", "operatore por favor", "opa"):
+        normalized = normalize(text)
+        expected = model.bias + sum(model.weights.get(f, 0.0)
+                                    for f in features(normalized, classes))
+        assert model.score(normalized) == pytest.approx(expected), text
+    # A word the classes do not name gets no class weight: "opa" scores its n-grams only.
+    assert model.score(normalize("opa")) == pytest.approx(-0.5)
+    assert model.score(normalize("operatore")) == pytest.approx(1.5)
+
+
+def test_word_classes_come_from_the_phrase_files_vocabularies() -> None:
+    classes = train_stage2.word_classes()
+    # Words for a member of staff in several languages share one class; common words do not.
+    for word in ("operador", "operatore", "medarbeider", "mitarbeiter", "technicien"):
+        assert classes.get(word) == "@staff", word
+    for word in ("the", "og", "und", "parcel", "human rights"):
+        assert word not in classes, word
+
+
 def test_dump_and_load_keep_the_model(tmp_path: Path) -> None:
-    model = Stage2Model({" a b": 0.1234, "x|y": -2.5}, bias=-3.25, threshold=0.9,
-                        description="two lines\nof text")
+    model = Stage2Model({" a b": 0.1234, "x|y": -2.5, "@staff": 1.5}, bias=-3.25, threshold=0.9,
+                        description="two lines\nof text", classes={"agente": "@staff"})
     path = tmp_path / "m.txt"
     model.dump(path)
     again = Stage2Model.load(path)
     assert again.weights == model.weights
+    assert again.classes == {"agente": "@staff"}
     assert (again.bias, again.threshold, again.description) == (-3.25, 0.9, "two lines\nof text")
     again.dump(tmp_path / "m2.txt")
     assert (tmp_path / "m2.txt").read_bytes() == path.read_bytes()
