@@ -64,7 +64,7 @@ def test_score_is_the_bias_plus_the_weights_of_every_feature() -> None:
 
 def test_a_class_word_adds_its_class_feature_to_the_score() -> None:
     classes = {"operador": "@staff", "operatore": "@staff"}
-    assert list(features(normalize("operador"), classes))[0] == "@staff"
+    assert next(iter(features(normalize("operador"), classes))) == "@staff"
     model = Stage2Model({"@staff": 2.0, " op": 0.5}, bias=-1.0, threshold=0.5, classes=classes)
     for text in ("operador", "operatore por favor", "opa"):
         normalized = normalize(text)
