@@ -41,14 +41,15 @@ def set_rows(name: str) -> list[Row]:
 
 
 def proxy(names: Sequence[str], detector: HumanRequestDetector,
-          choose_threshold: bool = False,
-          classes: dict[str, str] | None = None) -> dict[str, EvalReport]:
+          choose_threshold: bool = False, classes: dict[str, str] | None = None,
+          threshold: float | None = None) -> dict[str, EvalReport]:
     """Per set: a second stage trained on every input but that set, scored on that set."""
     sets = {name: set_rows(name) for name in names}
     inputs = [*train_stage2.default_rows(), *(row for rows in sets.values() for row in rows)]
     rules = detector.with_stage2(None)
     assert detector.stage2 is not None
-    threshold = None if choose_threshold else detector.stage2.threshold
+    if threshold is None and not choose_threshold:
+        threshold = detector.stage2.threshold
     reports: dict[str, EvalReport] = {}
     for name, held in sets.items():
         groups = {source_group(row.source) for row in held}
@@ -76,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--choose-threshold", action="store_true")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="this threshold instead of the shipped model's")
     parser.add_argument("--no-classes", action="store_true",
                         help="train without the word-class features (to compare)")
     parser.add_argument("--no-stage2-too", action="store_true",
@@ -84,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     detector = HumanRequestDetector.load()
     reports = proxy(args.sets.split(","), detector, args.choose_threshold,
-                    {} if args.no_classes else None)
+                    {} if args.no_classes else None, args.threshold)
     reports["pooled"] = _pooled(reports)
     data = {name: report.to_json() for name, report in reports.items()}
     if args.out is not None:
