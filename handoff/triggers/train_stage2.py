@@ -25,10 +25,11 @@ rows are positives; borderline rows (are you a bot, opening hours, contact detai
 rows are negatives.
 
 Logistic regression on feature counts (liblinear, fixed seed, so the same inputs write the
-same file).  The threshold is chosen on out-of-fold probabilities (folds by whole source, never
-splitting a hand-written set) of the rows the patterns neither match nor veto, since those are the only ones the stage sees: the lowest one that
-keeps those folds' false positives at or under `TARGET_FPR` on all negatives and under
-`TARGET_HARD_FPR` on the hand-written ones, and never below `MIN_THRESHOLD`.
+same file).  The threshold is chosen on out-of-fold probabilities (folds by whole source,
+never splitting a hand-written set) of the rows the patterns neither match nor veto, since
+those are the only ones the stage sees: the lowest one that keeps those folds' false
+positives at or under `TARGET_FPR` on all negatives and under `TARGET_HARD_FPR` on the
+hand-written ones, and never below `MIN_THRESHOLD`.
 """
 
 from __future__ import annotations
