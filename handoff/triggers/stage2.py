@@ -15,7 +15,7 @@ a message then costs a look-up per word and per pair of words.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 __all__ = ["MAX_CHARS", "MODEL_FILE", "Stage2Model", "features", "pair_feature", "word_features"]
@@ -28,8 +28,18 @@ _NGRAMS = (3, 4, 5)
 _WORD_CACHE_SIZE = 100_000
 
 
-def word_features(word: str) -> Iterator[str]:
-    """One word's features: the word with its boundary spaces and its character n-grams."""
+# No word classes: the features of a model trained without them.
+_NO_CLASSES: Mapping[str, str] = {}
+
+
+def word_features(word: str, classes: Mapping[str, str] = _NO_CLASSES) -> Iterator[str]:
+    """One word's features: the word with its boundary spaces, its character n-grams and, if
+    `classes` names it, its class ("@staff"): one feature shared by the words for a member of
+    staff in every language, so what the model learns of "operador" in Spanish carries to
+    "operatore" and "operator" and to a word one set used that another never did."""
+    cls = classes.get(word)
+    if cls is not None:
+        yield cls
     padded = f" {word} "
     length = len(padded)
     yield padded
@@ -45,7 +55,7 @@ def pair_feature(previous: str, word: str) -> str:
     return f"{previous}|{word}"
 
 
-def features(normalized_text: str) -> Iterator[str]:
+def features(normalized_text: str, classes: Mapping[str, str] = _NO_CLASSES) -> Iterator[str]:
     """Features of a `normalize`d message, repeats included (counts, not a set).
 
     Per word: the word itself with its boundary spaces (" human ") and its character
@@ -55,7 +65,7 @@ def features(normalized_text: str) -> Iterator[str]:
     """
     previous = ""
     for word in normalized_text[:MAX_CHARS].split():
-        yield from word_features(word)
+        yield from word_features(word, classes)
         if previous:
             yield pair_feature(previous, word)
         previous = word
@@ -64,11 +74,13 @@ def features(normalized_text: str) -> Iterator[str]:
 class Stage2Model:
     """A linear model over `features`: bias, weights and the decision threshold."""
 
-    __slots__ = ("_word_scores", "bias", "description", "threshold", "weights")
+    __slots__ = ("_word_scores", "bias", "classes", "description", "threshold", "weights")
 
     def __init__(self, weights: dict[str, float], bias: float, threshold: float,
-                 description: str = "") -> None:
-        """Weights by feature string; `threshold` is on the probability (0..1)."""
+                 description: str = "", classes: Mapping[str, str] | None = None) -> None:
+        """Weights by feature string; `threshold` is on the probability (0..1); `classes`:
+        word -> class feature (see `word_features`), part of the model as its weights are."""
+        self.classes: dict[str, str] = dict(classes or {})
         self.weights = weights
         self.bias = bias
         self.threshold = threshold
@@ -84,6 +96,7 @@ class Stage2Model:
         bias = 0.0
         threshold = 0.5
         description: list[str] = []
+        classes: dict[str, str] = {}
         with open(path, encoding="utf-8") as handle:
             for raw in handle:
                 line = raw.rstrip("\n")
@@ -93,10 +106,13 @@ class Stage2Model:
                     bias = float(line[5:])
                 elif line.startswith("threshold\t"):
                     threshold = float(line[10:])
+                elif line.startswith("class\t"):
+                    _, name, word = line.split("\t", 2)
+                    classes[word] = name
                 elif line:
                     weight, feature = line.split("\t", 1)
                     weights[feature] = float(weight)
-        return cls(weights, bias, threshold, "\n".join(description))
+        return cls(weights, bias, threshold, "\n".join(description), classes)
 
     def dump(self, path: Path) -> None:
         """Write the model as text: comment lines, bias, threshold, then weight<TAB>feature."""
@@ -106,6 +122,8 @@ class Stage2Model:
                 handle.write(f"# {line}\n")
             handle.write(f"bias\t{self.bias:.6g}\n")
             handle.write(f"threshold\t{self.threshold:.6g}\n")
+            for word in sorted(self.classes):
+                handle.write(f"class\t{self.classes[word]}\t{word}\n")
             # Sorted by feature so a retrain with the same inputs writes the same bytes.
             for feature in sorted(self.weights):
                 handle.write(f"{self.weights[feature]:.4g}\t{feature}\n")
@@ -120,12 +138,13 @@ class Stage2Model:
         """The raw score (log-odds) of a `normalize`d message being a request."""
         get = self.weights.get
         cached = self._word_scores
+        classes = self.classes
         total = self.bias
         previous = ""
         for word in normalized_text[:MAX_CHARS].split():
             own = cached.get(word)
             if own is None:
-                own = sum(get(feature, 0.0) for feature in word_features(word))
+                own = sum(get(feature, 0.0) for feature in word_features(word, classes))
                 if len(cached) >= _WORD_CACHE_SIZE:
                     cached.clear()
                 cached[word] = own
