@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,10 @@ __all__ = [
     "Prediction",
     "Row",
     "RowLike",
+    "check_overlap_main",
     "evaluate",
     "format_held_out",
+    "held_out_compared_files",
     "leave_one_source_out",
     "predict",
     "read_csv",
@@ -364,6 +367,35 @@ def sentence_collisions(directory: Path, files: Iterable[Path]) -> tuple[list[st
     for path in files:
         seen.update(k for k in map(_same_text_key, _units(path)) if k in mine)
     return sorted(line for text in seen for line in mine[text]), sum(map(len, mine.values()))
+
+
+# The folders beside the held-out sets that trained or tuned the detector (tests/triggers/).
+_TRAINING_FOLDERS = ("data", "stage2_train", "check", "families")
+
+
+def held_out_compared_files(here: Path, earlier_sets: Sequence[str], public: Path
+                            ) -> Iterator[Path]:
+    """Every file a sentence of the held-out set in `here` must not repeat: the detector's
+    folder, its training and hand-written sets, the `earlier_sets` and the public data (skipped
+    when absent: it lives outside the repository)."""
+    triggers_tests = here.parent
+    detector = Path(__file__).resolve().parent
+    for folder in (detector, *(triggers_tests / name for name in _TRAINING_FOLDERS)):
+        yield from (path for path in sorted(folder.rglob("*")) if path.is_file())
+    for name in earlier_sets:
+        for pattern in ("*.txt", "*.csv"):
+            yield from sorted((triggers_tests / name).glob(pattern))
+    if public.is_dir():
+        yield from sorted(public.glob("*.csv"))
+
+
+def check_overlap_main(here: Path, earlier_sets: Sequence[str], public: Path) -> int:
+    """Print the held-out set's lines that repeat a compared file, and a count; 1 if any."""
+    found, total = sentence_collisions(here, held_out_compared_files(here, earlier_sets, public))
+    for line in found:
+        print(line)
+    print(f"{len(found)} of {total} sentences of this set appear elsewhere", file=sys.stderr)
+    return 1 if found else 0
 
 
 def write_rows(path: Path, rows: Iterable[RowLike]) -> None:
