@@ -131,6 +131,16 @@ class Counts:
             self.other += 1
             self.other_positives += predicted
 
+    def include(self, other: Counts) -> None:
+        """Add another tally's counts to this one (pooling sets or folds)."""
+        self.rows += other.rows
+        self.human += other.human
+        self.borderline += other.borderline
+        self.other += other.other
+        self.true_positives += other.true_positives
+        self.borderline_positives += other.borderline_positives
+        self.other_positives += other.other_positives
+
     @property
     def predicted_positive(self) -> int:
         """Rows predicted positive, whatever their label."""
@@ -253,13 +263,7 @@ def format_held_out(results: dict[str, Counts]) -> str:
     """Table of `leave_one_source_out` results, with the pooled held-out total."""
     pooled = Counts()
     for counts in results.values():
-        pooled.rows += counts.rows
-        pooled.human += counts.human
-        pooled.borderline += counts.borderline
-        pooled.other += counts.other
-        pooled.true_positives += counts.true_positives
-        pooled.borderline_positives += counts.borderline_positives
-        pooled.other_positives += counts.other_positives
+        pooled.include(counts)
     return _table("held out", results, pooled)
 
 

@@ -27,7 +27,7 @@ from handoff.triggers.human_request import HumanRequestDetector
 __all__ = ["SETS", "main", "proxy", "set_rows"]
 
 _TESTS = train_stage2.REPO / "tests" / "triggers"
-# name -> (rows loader); all already scored once and reported.
+# The sets a fold holds out, each already scored once and reported.
 SETS = ("heldout2", "heldout3", "heldout4", "families")
 
 
@@ -63,11 +63,8 @@ def _pooled(reports: dict[str, EvalReport]) -> EvalReport:
     pooled = EvalReport()
     for report in reports.values():
         for lang, counts in report.by_lang.items():
-            target = pooled.by_lang.setdefault(lang, Counts())
-            for into in (target, pooled.overall):
-                for name in ("rows", "human", "borderline", "other", "true_positives",
-                             "borderline_positives", "other_positives"):
-                    setattr(into, name, getattr(into, name) + getattr(counts, name))
+            pooled.by_lang.setdefault(lang, Counts()).include(counts)
+            pooled.overall.include(counts)
     return pooled
 
 

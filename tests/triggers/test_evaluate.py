@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from handoff.triggers.evaluate import (
+    Counts,
     EvalReport,
     Row,
     RowLike,
@@ -22,6 +23,7 @@ from handoff.triggers.evaluate import (
 )
 from handoff.triggers.human_request import HumanRequestDetector, HumanRequestMatch
 from handoff.triggers.normalize import normalize
+from handoff.triggers.proxy import _pooled
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -229,3 +231,17 @@ def test_goals_on_dev_set(detector: HumanRequestDetector) -> None:
     assert raw_recall is not None and raw_recall >= 0.88
     precision = everything.precision
     assert precision is not None and precision >= 0.95
+
+
+def test_proxy_pools_each_language_and_the_whole_over_the_sets() -> None:
+    first, second = EvalReport(), EvalReport()
+    for report, rows in ((first, [("human", True, "en"), ("other", True, "nb")]),
+                         (second, [("human", False, "en"), ("borderline", False, "en")])):
+        for label, predicted, lang in rows:
+            report.by_lang.setdefault(lang, Counts()).add(label, predicted)
+            report.overall.add(label, predicted)
+    pooled = _pooled({"a": first, "b": second})
+    assert pooled.by_lang["en"] == Counts(rows=3, human=2, borderline=1, true_positives=1)
+    assert pooled.by_lang["nb"] == Counts(rows=1, other=1, other_positives=1)
+    assert pooled.overall == Counts(rows=4, human=2, borderline=1, other=1, true_positives=1,
+                                    other_positives=1)
