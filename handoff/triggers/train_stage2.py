@@ -20,7 +20,8 @@ the worker does not.  Inputs, all labelled ``text,label,lang[,source]``:
   (``tests/triggers/families/``, source ``families-2026-12-02``).
 
 Never a later held-out set: `training_rows` drops every other ``heldout`` source (the fifth
-set, being written, among them), whoever passes it in, and a test checks the inputs.  Human
+set among them: scored once, its families written as phrase lines, not trained on yet),
+whoever passes it in, and a test checks the inputs.  Human
 rows are positives; borderline rows (are you a bot, opening hours, contact details) and other
 rows are negatives.
 
