@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +64,7 @@ __all__ = [
     "PatternKind",
     "PatternLine",
     "expand",
+    "macro_definitions",
     "parse_file",
     "parse_lines",
     "typo_variant_kinds",
@@ -299,6 +300,14 @@ def _has_empty(raw: list[str]) -> bool:
 def _strip_comment(line: str) -> str:
     hash_at = line.find("#")
     return (line if hash_at < 0 else line[:hash_at]).strip()
+
+
+def macro_definitions(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(name, body) of each vocabulary line ("@name = a | b"), in file order, comments cut."""
+    for raw_line in lines:
+        macro = _MACRO_RE.match(_strip_comment(raw_line))
+        if macro is not None:
+            yield macro.group(1), macro.group(2)
 
 
 def parse_lines(lines: list[str], source: str) -> Iterator[PatternLine]:

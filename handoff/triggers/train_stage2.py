@@ -45,6 +45,7 @@ from handoff.triggers.evaluate import Row, RowLike, read_rows, source_group
 from handoff.triggers.evaluate import read_sentence_files as sentence_files
 from handoff.triggers.human_request import HumanRequestDetector
 from handoff.triggers.normalize import normalize
+from handoff.triggers.patterns import macro_definitions
 from handoff.triggers.stage2 import MODEL_FILE, Stage2Model, features
 
 __all__ = ["as_rows", "choose_threshold", "default_rows", "fit", "main", "read_sentence_files",
@@ -113,12 +114,12 @@ def word_classes(directory: Path = PHRASE_DIR) -> dict[str, str]:
     """Word -> class feature, from the one-word entries of the phrase files' vocabularies
     (`CLASS_VOCABULARIES`), normalised as messages are."""
     classes: dict[str, str] = {}
-    lines = [line for path in sorted(directory.glob("*.txt"))
-             for line in path.read_text(encoding="utf-8").splitlines()]
+    definitions = [(f"@{macro}", body) for path in sorted(directory.glob("*.txt"))
+                   for macro, body in macro_definitions(
+                       path.read_text(encoding="utf-8").splitlines())]
     for name, vocabularies in CLASS_VOCABULARIES:
-        for line in lines:
-            head, _, body = line.partition("=")
-            if head.strip() not in vocabularies:
+        for head, body in definitions:
+            if head not in vocabularies:
                 continue
             for entry in body.split("|"):
                 words = normalize(entry).split()
