@@ -25,7 +25,13 @@ from pathlib import Path
 
 from handoff.triggers._automaton import Automaton
 from handoff.triggers.normalize import normalize
-from handoff.triggers.patterns import PatternKind, PatternLine, parse_file, typo_variants
+from handoff.triggers.patterns import (
+    GAP_WORDS,
+    PatternKind,
+    PatternLine,
+    parse_file,
+    typo_variants,
+)
 from handoff.triggers.stage2 import MAX_CHARS, MODEL_FILE, Stage2Model
 
 __all__ = [
@@ -84,7 +90,7 @@ _LONG_WORD = re.compile(rf"[^ ]{{{MIN_GLUED_LEN},}}")
 class _Rule:
     """One pattern line after expansion; its pieces are joined by adjacency."""
 
-    __slots__ = ("kind", "language", "order", "pattern", "roles", "source")
+    __slots__ = ("gapped", "kind", "language", "order", "pattern", "roles", "source")
 
     def __init__(self, kind: PatternKind, language: str, line: PatternLine, order: int) -> None:
         self.kind = kind
@@ -94,8 +100,11 @@ class _Rule:
         self.source = f"{Path(line.source).name}:{line.line_no}"
         count = len(line.pieces)
         optional = line.optional or (False,) * count
+        gaps = line.gaps or (False,) * (count - 1)
+        self.gapped = any(gaps)  # a veto inside its span always cancels it (`_vetoed`)
         self.roles = tuple(
-            _Role(self, i, can_end=all(optional[i + 1 :]), more=i < count - 1)
+            _Role(self, i, can_end=all(optional[i + 1 :]), more=i < count - 1,
+                  gap=i < count - 1 and gaps[i])
             for i in range(count)
         )
         for i, role in enumerate(self.roles):
@@ -115,13 +124,15 @@ class _Role:
     Plain identity hashing keeps the set and dict look-ups per hit cheap.
     """
 
-    __slots__ = ("can_end", "followers", "index", "more", "rule")
+    __slots__ = ("can_end", "followers", "gap", "index", "more", "rule")
 
-    def __init__(self, rule: _Rule, index: int, can_end: bool, more: bool) -> None:
+    def __init__(self, rule: _Rule, index: int, can_end: bool, more: bool,
+                 gap: bool = False) -> None:
         self.rule = rule
         self.index = index
         self.can_end = can_end  # every later piece is optional
         self.more = more  # later pieces exist
+        self.gap = gap  # the next piece may also start up to GAP_WORDS words later
         self.followers: tuple[_Role, ...] = ()
 
 
@@ -485,6 +496,8 @@ class HumanRequestDetector:
                         opened = partial[end] = {}
                     for follower in role.followers:
                         opened.setdefault(follower, chain_start)
+                    if role.gap:
+                        _open_after_gap(text, end, role.followers, chain_start, partial)
                     if not role.can_end:
                         continue
                 rule = role.rule
@@ -508,7 +521,7 @@ class HumanRequestDetector:
         # then load order so shared phrases report the preferred language.
         positives.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2].order))
         for start, end, rule in positives:
-            if vetoes and _vetoed(start, end, vetoes):
+            if vetoes and _vetoed(start, end, vetoes, rule.gapped):
                 continue
             languages = tuple(
                 dict.fromkeys(r.language for s, e, r in positives if s == start and e == end)
@@ -538,15 +551,32 @@ def _apply_fixes(text: str, fixes: list[tuple[int, int, str]]) -> str:
     return "".join(parts)
 
 
-def _vetoed(start: int, end: int, vetoes: list[tuple[int, int]]) -> bool:
+def _open_after_gap(text: str, end: int, followers: tuple[_Role, ...], chain_start: int,
+                    partial: dict[int, dict[_Role, int]]) -> None:
+    """Let `followers` also start at each of the next GAP_WORDS word boundaries after `end`."""
+    at = end
+    for _ in range(GAP_WORDS):
+        at = text.find(" ", at + 1)
+        if at < 0 or at == len(text) - 1:
+            return
+        opened = partial.get(at)
+        if opened is None:
+            opened = partial[at] = {}
+        for follower in followers:
+            opened.setdefault(follower, chain_start)
+
+
+def _vetoed(start: int, end: int, vetoes: list[tuple[int, int]], gapped: bool = False) -> bool:
     for v_start, v_end in vetoes:
         # Keys share their padding space with a neighbouring word, so touching
         # at one space is adjacency, not overlap.
         if v_start < end and start < v_end:
             # A longer positive that contains the whole veto is the more
             # specific reading ("I don't want to talk to a bot" beats "don't
-            # want to").
-            if start <= v_start and v_end <= end and end - start > v_end - v_start:
+            # want to"), unless the veto may lie in the positive's gap, whose
+            # words no pattern checked.
+            if (not gapped and start <= v_start and v_end <= end
+                    and end - start > v_end - v_start):
                 continue
             return True
     return False

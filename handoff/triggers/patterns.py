@@ -10,6 +10,8 @@ File format (UTF-8, one pattern per line; the language is the file stem):
     ! are you {a|an} {@who}                "!": veto, cancels positives it overlaps
     !! phone number                        "!!": veto, cancels the whole message
     {@verb} me to + [a|the] + {@who}       " + ": the next piece must follow directly
+    {@someone} from ... call me            " ... ": the next piece follows after at most
+                                           GAP_WORDS other words (none is fine too)
     ~ human person someone                 words that also match with one typo
     ~+ to with is                          words people run into a "~" word ("tosomeone")
     ~! humane persona                      real words that are never read as typos
@@ -29,6 +31,13 @@ A veto cancels a positive match whose words it overlaps, unless the positive
 is longer and contains the whole veto ("don't want to talk to a bot" is a
 positive that contains the veto "don't want to").  Repeating a positive
 phrase as a veto therefore switches it off.
+
+" ... " is for the open middle of a request: a department, a time or a reason between
+the words that carry it ("someone from [the uni admissions office] pls", "could [a nurse] call
+me"), which no list can hold.  A veto anywhere inside a match with a gap cancels it ("someone
+from billing already called me"): the gap's words were never checked, so a veto inside them
+is not part of a longer, more specific positive.  The pieces on either side of " ... " must
+not be optional.
 
 Words listed on a "~" line (four letters or more) also match with one typo,
 in every pattern of every file.  Four-letter words ("talk", "chat", "mens")
@@ -56,6 +65,7 @@ from pathlib import Path
 from handoff.triggers.normalize import normalize
 
 __all__ = [
+    "GAP_WORDS",
     "MAX_EXPANSIONS_PER_PIECE",
     "MIN_INITIAL_DROP_LEN",
     "MIN_SHORT_TYPO_LEN",
@@ -77,7 +87,11 @@ MAX_EXPANSIONS_PER_PIECE = 20_000
 
 _MACRO_RE = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _MACRO_REF_RE = re.compile(r"^@([A-Za-z_][A-Za-z0-9_]*)$")
-_PIECE_SPLIT_RE = re.compile(r"\s\+\s")
+# A separator between pieces: " + " (adjacent) or " ... " (a gap); captured to tell them apart.
+_PIECE_SPLIT_RE = re.compile(r"\s(\+|\.\.\.)\s")
+# At most this many words in a " ... " gap: enough for "the uni admissions office", few enough
+# that the pieces still belong to one clause.
+GAP_WORDS = 5
 # Shorter words have too many one-typo neighbours that are real words
 # ("talk" -> "tal", "alk"; "with" -> "wit"), so words of MIN_SHORT_TYPO_LEN
 # up to MIN_TYPO_LEN take only swapped and doubled letters.
@@ -110,7 +124,8 @@ class PatternKind(enum.Enum):
 class PatternLine:
     """One pattern line: its pieces, each a tuple of normalised phrases (no padding).
 
-    `optional[i]` is true when piece i may be skipped (it can expand to nothing).
+    `optional[i]` is true when piece i may be skipped (it can expand to nothing); `gaps[i]` is
+    true when piece i+1 may follow piece i after up to `GAP_WORDS` words (" ... ").
     """
 
     kind: PatternKind
@@ -119,6 +134,7 @@ class PatternLine:
     text: str
     pieces: tuple[tuple[str, ...], ...]
     optional: tuple[bool, ...] = ()
+    gaps: tuple[bool, ...] = ()
 
 
 def _split_top(body: str) -> list[str]:
@@ -345,7 +361,9 @@ def parse_lines(lines: list[str], source: str) -> Iterator[PatternLine]:
         else:
             kind, body = PatternKind.POSITIVE, line
         body = body.strip()
-        texts = _PIECE_SPLIT_RE.split(body)
+        split = _PIECE_SPLIT_RE.split(body)
+        texts = split[0::2]
+        gaps = tuple(separator == "..." for separator in split[1::2])
         pieces: list[tuple[str, ...]] = []
         optional: list[bool] = []
         for piece in texts:
@@ -360,7 +378,10 @@ def parse_lines(lines: list[str], source: str) -> Iterator[PatternLine]:
             optional.append(len(texts) > 1 and (not phrases or _has_empty(raw)))
         if all(optional) or not all(pieces[i] for i, opt in enumerate(optional) if not opt):
             raise PatternError(source, line_no, "pattern can match no words")
-        yield PatternLine(kind, source, line_no, body, tuple(pieces), tuple(optional))
+        if any(gap and (optional[i] or optional[i + 1]) for i, gap in enumerate(gaps)):
+            raise PatternError(source, line_no, "a piece beside ' ... ' may not be optional")
+        yield PatternLine(kind, source, line_no, body, tuple(pieces), tuple(optional),
+                          gaps if any(gaps) else ())
 
 
 def parse_file(path: Path) -> list[PatternLine]:

@@ -8,6 +8,7 @@ import pytest
 
 from handoff.triggers.human_request import DATA_DIR, HumanRequestDetector
 from handoff.triggers.patterns import (
+    GAP_WORDS,
     PatternError,
     PatternKind,
     expand,
@@ -99,6 +100,41 @@ def test_pieces_match_the_same_texts_as_the_flat_line() -> None:
         assert (one is None) == (other is None), text
         if one is not None and other is not None:
             assert (one.phrase, one.start, one.end) == (other.phrase, other.start, other.end)
+
+
+def test_a_gap_takes_up_to_gap_words_words_and_none() -> None:
+    detector = detector_from("{someone|somebody} from ... + {call|ring} me")
+    assert GAP_WORDS == 5
+    for text in ["someone from billing call me", "could somebody from the uni admissions office ring me",
+                 "someone from call me", "someone from a b c d e call me"]:
+        match = detector.detect_text(text)
+        assert match is not None, text
+        assert match.phrase.startswith("some") and match.phrase.endswith(" me"), text
+    for text in ["someone from a b c d e f call me", "someone call me", "from billing call me",
+                 "someone from billing, call me"[:-3]]:
+        assert detector.detect_text(text) is None, text
+
+
+def test_a_gap_on_a_whole_message_pattern_spans_the_message() -> None:
+    detector = detector_from("= someone from ... {pls|please}")
+    assert detector.detect_text("someone from the admissions office pls") is not None
+    assert detector.detect_text("hi someone from the admissions office pls") is None
+    assert detector.detect_text("someone from the admissions office pls thanks") is None
+
+
+def test_a_veto_inside_a_gap_cancels_even_a_longer_positive() -> None:
+    detector = detector_from("someone from ... call me\n! already\nsaid it's fine\n! it's fine")
+    assert detector.detect_text("someone from billing call me") is not None
+    assert detector.detect_text("someone from billing already call me") is None
+    # Without a gap the longer positive still wins over the veto it contains.
+    assert detector.detect_text("he said it's fine") is not None
+
+
+@pytest.mark.parametrize("line", ["[someone] ... call me", "someone ... [please] + call me",
+                                  "someone + [please] ... call me"])
+def test_a_piece_beside_a_gap_may_not_be_optional(line: str) -> None:
+    with pytest.raises(PatternError, match="beside ' ... '"):
+        list(parse_lines([line], "t"))
 
 
 def test_whole_message_patterns() -> None:
