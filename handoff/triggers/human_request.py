@@ -466,6 +466,7 @@ class HumanRequestDetector:
         """The earliest non-vetoed match, and whether a veto fired or a near-word was seen."""
         positives: list[tuple[int, int, _Rule]] = []
         vetoes: list[tuple[int, int]] = []
+        gap_vetoes: list[tuple[int, int]] = []  # vetoes with a gap guard only gapped positives
         fixes: list[tuple[int, int, str]] = []
         # end position -> {role that may come next: start of the chain so far}
         partial: dict[int, dict[_Role, int]] = {}
@@ -505,7 +506,7 @@ class HumanRequestDetector:
                 if kind is PatternKind.POSITIVE:
                     positives.append((chain_start, end, rule))
                 elif kind is PatternKind.VETO:
-                    vetoes.append((chain_start, end))
+                    (gap_vetoes if rule.gapped else vetoes).append((chain_start, end))
                 elif kind is PatternKind.EXACT:
                     if chain_start == 0 and end == last_index:
                         positives.append((chain_start, end, rule))
@@ -522,6 +523,8 @@ class HumanRequestDetector:
         positives.sort(key=lambda hit: (hit[0], hit[0] - hit[1], hit[2].order))
         for start, end, rule in positives:
             if vetoes and _vetoed(start, end, vetoes, rule.gapped):
+                continue
+            if gap_vetoes and rule.gapped and _vetoed(start, end, gap_vetoes, True):
                 continue
             languages = tuple(
                 dict.fromkeys(r.language for s, e, r in positives if s == start and e == end)

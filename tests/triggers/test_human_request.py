@@ -375,3 +375,46 @@ def test_only_long_unknown_words_holding_a_request_word_are_split(
     assert detector.split_glued(normalize("humanxqzv")) == []  # does not split completely
     readings = detector.split_glued(normalize("ok speaktoahuman"))
     assert readings[0] == (" ok speak to a human ", ((4, 20),))
+
+
+# Requests whose middle (a department, a role, a time) no list holds: the phrase files' " ... "
+# lines catch them without the second stage; reports and errands with the same frame do not.
+OPEN_MIDDLE = [
+    ("en", "could somebody in your warranty section phone me back on friday"),
+    ("nb", "ønsker at en av montørene deres ringer meg i morgen"),
+    ("nn", "kan nokon frå bustadkontoret ringje meg etter lunsj"),
+    ("sv", "vill att en av era elektriker kontaktar mig i veckan"),
+    ("da", "kan nogen fra jeres lager ringe mig op i eftermiddag"),
+    ("de", "kann mich jemand aus ihrer garantieabteilung heute noch anrufen"),
+    ("es", "quiero que uno de sus fontaneros se ponga en contacto conmigo"),
+    ("fr", "est ce que l'un de vos electriciens peut me rappeler ce soir"),
+    ("it", "vorrei che uno dei vostri idraulici mi richiami domani"),
+    ("nl", "kan een van jullie loodgieters mij vandaag nog terugbellen"),
+    ("pt", "quero que um dos seus eletricistas me ligue amanha"),
+    ("en", "please forward my complaint straight to a supervisor"),
+    ("es", "pasen esta reclamacion a alguien que sepa del tema"),
+    ("de", "das muss sich ein mensch mal ansehen"),
+]
+OPEN_MIDDLE_NOT = [
+    "someone from your warranty section already phoned me, all good",
+    "noen fra lageret deres sa at de skulle ringe meg",
+    "jemand aus der garantieabteilung hat gesagt, man wird mich anrufen",
+    "please forward my parcel to my neighbour",
+    "someone from the store sent me the receipt, thanks",
+]
+
+
+@pytest.mark.parametrize(("language", "text"), OPEN_MIDDLE)
+def test_open_middle_requests_need_no_second_stage(
+    detector: HumanRequestDetector, language: str, text: str
+) -> None:
+    match = detector.with_stage2(None).detect_text(text)
+    assert match is not None, text
+    assert " ... " in match.pattern and language in match.languages, match
+
+
+@pytest.mark.parametrize("text", OPEN_MIDDLE_NOT)
+def test_open_middle_reports_and_errands_stay_quiet(
+    detector: HumanRequestDetector, text: str
+) -> None:
+    assert detector.detect_text(text) is None, text
