@@ -418,3 +418,31 @@ def test_open_middle_reports_and_errands_stay_quiet(
     detector: HumanRequestDetector, text: str
 ) -> None:
     assert detector.detect_text(text) is None, text
+
+
+# Other families of the same pass, written as phrase lines in every language.
+EIGHTH_PASS = [
+    ("nb", "la en saksbehandler ta over saken min"),
+    ("sv", "kan en handläggare ta över mitt ärende"),
+    ("da", "kan en sagsbehandler overtage min sag"),
+    ("de", "kann ein mitarbeiter bitte den fall übernehmen"),
+    ("pt", "quero que um atendente assuma o meu caso"),
+    ("nl", "kunt u dit escaleren, ik kom er niet uit"),
+    ("es", "quiero agendar una videollamada con un gestor"),
+    ("it", "vorrei fissare una telefonata con un consulente"),
+    ("en", "fine, i'll hold for an agent"),
+    ("nn", "eg kan godt vente på ein sakshandsamar"),
+    ("fr", "je veux bien attendre un conseiller"),
+    ("it", "preferisco che mi risponda una persona vera"),
+    ("es", "hay algun agente conectado ahora"),
+    ("pt", "como falo com um atendente"),
+]
+
+
+@pytest.mark.parametrize(("language", "text"), EIGHTH_PASS)
+def test_eighth_pass_families_need_no_second_stage(
+    detector: HumanRequestDetector, language: str, text: str
+) -> None:
+    match = detector.with_stage2(None).detect_text(text)
+    assert match is not None, text
+    assert language in match.languages, match
