@@ -436,6 +436,10 @@ EIGHTH_PASS = [
     ("it", "preferisco che mi risponda una persona vera"),
     ("es", "hay algun agente conectado ahora"),
     ("pt", "como falo com um atendente"),
+    ("sv", "har ni någon som talar somaliska"),
+    ("it", "c'e un operatore che parla rumeno"),
+    ("da", "jeg vil ikke have en chatbot"),
+    ("pt", "chega desse robo"),
 ]
 
 
