@@ -472,6 +472,7 @@ class HumanRequestDetector:
         partial: dict[int, dict[_Role, int]] = {}
         last_index = len(text) - 1
         near = False
+        near_starts: set[int] = set()  # a match ending where a near-word starts is dropped
         for end, info in self._automaton.iter(text):
             start = end - info.length + 1
             if info.fix is not None:
@@ -479,6 +480,7 @@ class HumanRequestDetector:
                 continue
             if info.near:
                 near = True
+                near_starts.add(start)
                 continue
             ready = [(role, start) for role in info.starts]
             if start == 0 and info.first_starts:
@@ -525,6 +527,10 @@ class HumanRequestDetector:
             if vetoes and _vetoed(start, end, vetoes, rule.gapped):
                 continue
             if gap_vetoes and rule.gapped and _vetoed(start, end, gap_vetoes, True):
+                continue
+            # "talk to a" + "humane society": the word after the match is a different word,
+            # not the person it would name.
+            if end in near_starts:
                 continue
             languages = tuple(
                 dict.fromkeys(r.language for s, e, r in positives if s == start and e == end)

@@ -234,17 +234,17 @@ def test_operator_directory_extends_a_language(
     tmp_path: Path, detector: HumanRequestDetector
 ) -> None:
     (tmp_path / "nb.txt").write_text(
-        "# our brand's word for a human\nsnakke med en {flinkis|hjelper}\n! menneske takk\n",
+        "# our brand's word for a human\n= {flinkis|hjelper} + [takk]\n! menneske takk\n",
         encoding="utf-8",
     )
     (tmp_path / "pt.txt").write_text("falar com {um|uma} {atendente|pessoa}\n", encoding="utf-8")
     (tmp_path / "notes.md").write_text("not a pattern file", encoding="utf-8")
     # The phrase files alone: this is about how operator files join the shipped ones (the
-    # second stage may well read "snakke med en flinkis" as a request by itself).
+    # second stage may well read "flinkis takk" as a request by itself).
     base = detector.with_stage2(None)
     extended = HumanRequestDetector.load([tmp_path], stage2=False)
-    assert base.detect_text("Kan jeg snakke med en flinkis?") is None
-    match = extended.detect_text("Kan jeg snakke med en flinkis?")
+    assert base.detect_text("Flinkis takk!") is None
+    match = extended.detect_text("Flinkis takk!")
     assert match is not None and match.language == "nb"
     pt = extended.detect_text("Quero falar com um atendente")
     assert pt is not None and pt.language == "pt"
