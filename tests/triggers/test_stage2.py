@@ -40,11 +40,17 @@ HELDOUT5_NAME = HELDOUT5.name
 # than a list of phrasings (its README); same labels as the fifth. Named here, never its rows.
 HELDOUT6 = Path(__file__).resolve().parent / "heldout6"
 HELDOUT6_NAME = HELDOUT6.name
+# Written blind while the sixth set was scored, by a red team: each language's list of the ways a
+# phrase-list detector would miss a request or be fooled came first, then the rows (its
+# method.md and README). Same labels as the fifth. Named here, never its rows.
+HELDOUT7 = Path(__file__).resolve().parent / "heldout7"
+HELDOUT7_NAME = HELDOUT7.name
 # Sets written apart from the training text: none of their lines may repeat it.
-UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6)
-HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6)
+UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7)
+HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
+                    HELDOUT7)
 # The sets the trainer, the evaluator and the proxy must never name (nothing trains on them).
-BLIND_NAMES = (HELDOUT5_NAME, HELDOUT6_NAME)
+BLIND_NAMES = (HELDOUT5_NAME, HELDOUT6_NAME, HELDOUT7_NAME)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
 
 
@@ -177,6 +183,8 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
             Row("o", "other", "en", "heldout5-2026-12-03"),
             Row("p", "human", "en", "heldout6-2026-12-02"),
             Row("q", "other", "en", "heldout6"),
+            Row("r", "human", "en", "heldout7-2026-12-02"),
+            Row("s", "other", "en", "heldout7"),
             Row("j", "human", "en", "families-2026-12-02"),
             Row("f", "other", "en", "heldout-2026-12-02")]
     # The first four held-out sets were scored and reported, so they train; no later one does.
@@ -189,7 +197,7 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
     # phrasings written twice, independently, the day it was scored (its README).
     shared = {row[0] for row in _heldout_rows(HELDOUT2)} & {row.text for row in sentences}
     assert len(shared) <= 6, sorted(shared)
-    # The fourth, fifth and sixth sets share none.
+    # The fourth, fifth, sixth and seventh sets share none.
     for folder in UNSCORED_FOLDERS:
         shared = {row[0] for row in _heldout_rows(folder)} & {row.text for row in sentences}
         assert not shared, (folder.name, sorted(shared))
@@ -268,9 +276,10 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
 
 @pytest.mark.parametrize(("folder", "humans", "others", "borderlines"),
                          [(HELDOUT, 20, 40, 4), (HELDOUT2, 35, 70, 4), (HELDOUT3, 40, 80, 4),
-                          (HELDOUT4, 30, 60, 4), (HELDOUT5, 35, 64, 0), (HELDOUT6, 35, 64, 0)],
+                          (HELDOUT4, 30, 60, 4), (HELDOUT5, 35, 64, 0), (HELDOUT6, 35, 64, 0),
+                          (HELDOUT7, 35, 64, 0)],
                          ids=["heldout", "heldout2", "heldout3", "heldout4", "heldout5",
-                              "heldout6"])
+                              "heldout6", "heldout7"])
 def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int,
                                            borderlines: int) -> None:
     rows = _heldout_rows(folder)
