@@ -466,7 +466,7 @@ class HumanRequestDetector:
         """The earliest non-vetoed match, and whether a veto fired or a near-word was seen."""
         positives: list[tuple[int, int, _Rule]] = []
         vetoes: list[tuple[int, int]] = []
-        gap_vetoes: list[tuple[int, int]] = []  # vetoes with a gap guard only gapped positives
+        gap_vetoes: list[tuple[int, int]] = []  # see `_gap_vetoed`
         fixes: list[tuple[int, int, str]] = []
         # end position -> {role that may come next: start of the chain so far}
         partial: dict[int, dict[_Role, int]] = {}
@@ -526,7 +526,7 @@ class HumanRequestDetector:
         for start, end, rule in positives:
             if vetoes and _vetoed(start, end, vetoes, rule.gapped):
                 continue
-            if gap_vetoes and rule.gapped and _vetoed(start, end, gap_vetoes, True):
+            if gap_vetoes and _gap_vetoed(start, end, gap_vetoes, rule.gapped):
                 continue
             # "talk to a" + "humane society": the word after the match is a different word,
             # not the person it would name.
@@ -573,6 +573,14 @@ def _open_after_gap(text: str, end: int, followers: tuple[_Role, ...], chain_sta
             opened = partial[at] = {}
         for follower in followers:
             opened.setdefault(follower, chain_start)
+
+
+def _gap_vetoed(start: int, end: int, vetoes: list[tuple[int, int]], gapped: bool) -> bool:
+    """A veto with a gap cancels a gapped match it overlaps, and any match it wholly holds
+    ("my mum always wants to talk to a person"), but not one it only touches."""
+    if gapped:
+        return _vetoed(start, end, vetoes, True)
+    return any(v_start <= start and end <= v_end for v_start, v_end in vetoes)
 
 
 def _vetoed(start: int, end: int, vetoes: list[tuple[int, int]], gapped: bool = False) -> bool:

@@ -36,10 +36,11 @@ phrase as a veto therefore switches it off.
 the words that carry it ("someone from [the uni admissions office] pls", "could [a nurse] call
 me"), which no list can hold.  A veto anywhere inside a match with a gap cancels it ("someone
 from billing already called me"): the gap's words were never checked, so a veto inside them
-is not part of a longer, more specific positive.  A veto with a gap only guards positives
-with a gap ("! someone ... already" leaves "talk to someone real, the bot keeps repeating
-itself" alone) and does not keep the second stage out.  The pieces on either side of " ... "
-must not be optional.
+is not part of a longer, more specific positive.  A veto with a gap guards positives with a gap
+and any positive it wholly holds ("! always ... talk to a person" for "my mum always wants to
+talk to a person"), but leaves one it only touches alone ("! someone ... already" and "talk to
+someone real, the bot keeps repeating itself already"); it does not keep the second stage out.
+The pieces on either side of " ... " must not be optional.
 
 Words listed on a "~" line (four letters or more) also match with one typo,
 in every pattern of every file.  Four-letter words ("talk", "chat", "mens")

@@ -450,3 +450,40 @@ def test_eighth_pass_families_need_no_second_stage(
     match = detector.with_stage2(None).detect_text(text)
     assert match is not None, text
     assert language in match.languages, match
+
+
+# The seventh held-out set's families: a person on the phone, call-from, contacted-by; and its
+# false positives: a relative's habit, "a robot or a real person?", a hypothetical.
+SEVENTH_PASS = [
+    ("nb", "nå vil jeg ha noen fra reklamasjon på tråden"),
+    ("de", "jetzt möchte ich jemanden aus der buchhaltung am telefon"),
+    ("nl", "ik wil een telefoontje van iemand van de planning"),
+    ("it", "voglio essere richiamato dal vostro ufficio tecnico"),
+    ("pt", "quero ser contactado pela equipa de vendas"),
+    ("es", "porfa una persona"),
+]
+SEVENTH_PASS_NOT = [
+    "mi hermano siempre quiere hablar con una persona cuando les llama",
+    "min bror vil alltid snakke med et menneske når han ringer dere",
+    "sei un robot o una persona reale?",
+    "vous êtes un robot ou une vraie personne, au fait ?",
+    "er du en robot eller et ekte menneske?",
+    "bist du ein bot oder ein echter mensch?",
+    "if i ever wanted to talk to a person, where would i find the number?",
+]
+
+
+@pytest.mark.parametrize(("language", "text"), SEVENTH_PASS)
+def test_seventh_pass_families_need_no_second_stage(
+    detector: HumanRequestDetector, language: str, text: str
+) -> None:
+    match = detector.with_stage2(None).detect_text(text)
+    assert match is not None, text
+    assert language in match.languages, match
+
+
+@pytest.mark.parametrize("text", SEVENTH_PASS_NOT)
+def test_seventh_pass_habits_and_bot_questions_stay_quiet(
+    detector: HumanRequestDetector, text: str
+) -> None:
+    assert detector.detect_text(text) is None, text
