@@ -470,6 +470,9 @@ class HumanRequestDetector:
         fixes: list[tuple[int, int, str]] = []
         # end position -> {role that may come next: start of the chain so far}
         partial: dict[int, dict[_Role, int]] = {}
+        # (end, role, chain start) of pieces a " ... " follows: most are common words ("can",
+        # "have"), so they are only noted here and looked at when a later piece turns up.
+        gaps: list[tuple[int, _Role, int]] = []
         last_index = len(text) - 1
         near = False
         near_starts: set[int] = set()  # a match ending where a near-word starts is dropped
@@ -492,6 +495,8 @@ class HumanRequestDetector:
                 if waiting is not None:
                     continues = info.continues
                     ready.extend(item for item in waiting.items() if item[0] in continues)
+                if gaps:
+                    ready.extend(_after_gap(text, start, info.continues, gaps))
             for role, chain_start in ready:
                 if role.more:
                     opened = partial.get(end)
@@ -500,7 +505,7 @@ class HumanRequestDetector:
                     for follower in role.followers:
                         opened.setdefault(follower, chain_start)
                     if role.gap:
-                        _open_after_gap(text, end, role.followers, chain_start, partial)
+                        gaps.append((end, role, chain_start))
                     if not role.can_end:
                         continue
                 rule = role.rule
@@ -560,19 +565,16 @@ def _apply_fixes(text: str, fixes: list[tuple[int, int, str]]) -> str:
     return "".join(parts)
 
 
-def _open_after_gap(text: str, end: int, followers: tuple[_Role, ...], chain_start: int,
-                    partial: dict[int, dict[_Role, int]]) -> None:
-    """Let `followers` also start at each of the next GAP_WORDS word boundaries after `end`."""
-    at = end
-    for _ in range(GAP_WORDS):
-        at = text.find(" ", at + 1)
-        if at < 0 or at == len(text) - 1:
-            return
-        opened = partial.get(at)
-        if opened is None:
-            opened = partial[at] = {}
-        for follower in followers:
-            opened.setdefault(follower, chain_start)
+def _after_gap(text: str, start: int, continues: frozenset[_Role],
+               gaps: list[tuple[int, _Role, int]]) -> list[tuple[_Role, int]]:
+    """Roles a key at `start` continues across a gap of 1 to GAP_WORDS words (none: `partial`)."""
+    found: list[tuple[_Role, int]] = []
+    for end, role, chain_start in gaps:
+        # Spans share padding spaces, so the words between are the spaces between plus one.
+        if end < start and text.count(" ", end + 1, start) < GAP_WORDS:
+            found.extend((follower, chain_start) for follower in role.followers
+                         if follower in continues)
+    return found
 
 
 def _gap_vetoed(start: int, end: int, vetoes: list[tuple[int, int]], gapped: bool) -> bool:
