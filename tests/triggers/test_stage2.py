@@ -54,7 +54,8 @@ HELDOUT8_NAME = HELDOUT8.name
 UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT7, HELDOUT8)
-# The sets the trainer, the evaluator and the proxy must never name (nothing trains on them).
+# The sets the trainer, the evaluator and the proxy must never name (nothing trains on them;
+# the eighth was scored once on 2026-12-02 and may train once a session decides so).
 BLIND_NAMES = (HELDOUT8_NAME,)
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7)
