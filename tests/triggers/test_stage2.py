@@ -214,7 +214,7 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
     # phrasings written twice, independently, the day it was scored (its README).
     shared = {row[0] for row in _heldout_rows(HELDOUT2)} & {row.text for row in sentences}
     assert len(shared) <= 6, sorted(shared)
-    # The fourth, fifth, sixth and seventh sets share none.
+    # The sets written apart from the training text share none.
     for folder in UNSCORED_FOLDERS:
         shared = {row[0] for row in _heldout_rows(folder)} & {row.text for row in sentences}
         assert not shared, (folder.name, sorted(shared))
