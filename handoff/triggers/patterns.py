@@ -54,7 +54,8 @@ never replaced.  A "~" word also matches run together with a "~+" word
 before it ("tosomeone", "humanagent").  A variant that is a pattern word
 itself or a "~!" word is never corrected: "~!" lists real words one typo away
 from a "~" word ("humane" from "humans"), and `data/not_typos.txt` lists such
-words from the dictionaries of the supported languages.
+words from the dictionaries of the supported languages.  A match directly followed by such a
+near-word is dropped ("talk to a" before "humane society").
 """
 
 from __future__ import annotations
