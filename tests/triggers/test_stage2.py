@@ -47,17 +47,17 @@ HELDOUT7 = Path(__file__).resolve().parent / "heldout7"
 HELDOUT7_NAME = HELDOUT7.name
 # Written blind while the seventh set was unscored, channel by channel (mobile app chat, voice
 # transcript, social media message, web form) rather than by phrasing idea (its method.md and
-# README). Same labels as the fifth. Named here, never its rows.
+# README). Same labels as the fifth. Scored once (its README), not trained on yet.
 HELDOUT8 = Path(__file__).resolve().parent / "heldout8"
 HELDOUT8_NAME = HELDOUT8.name
 # Written blind while the eighth set was scored, audience by audience (business customers,
 # citizens, elderly visitors, teenagers, people in distress) rather than by phrasing idea or
-# channel (its method.md and README). Same labels as the fifth. Named here, never its rows.
+# channel (its method.md and README). Same labels as the fifth. Scored once, not trained on yet.
 HELDOUT9 = Path(__file__).resolve().parent / "heldout9"
 HELDOUT9_NAME = HELDOUT9.name
 # Written blind while the ninth set was unscored, situation by situation (a wrong charge, a lost
 # delivery, a move abroad...) at three message lengths rather than by phrasing idea, channel or
-# audience (its method.md and README). Same labels as the fifth. Named here, never its rows.
+# audience (its method.md and README). Same labels as the fifth. Scored once, not trained on yet.
 HELDOUT10 = Path(__file__).resolve().parent / "heldout10"
 HELDOUT10_NAME = HELDOUT10.name
 # Sets written apart from the training text: none of their lines may repeat it.
@@ -65,9 +65,8 @@ UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
                     HELDOUT10)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10)
-# The sets the trainer, the evaluator and the proxy must never name (nothing trains on them;
-# the eighth was scored once on 2026-12-02 and may train once a session decides so; the ninth
-# and tenth are unscored).
+# The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet
+# (the eighth to tenth, each scored once on 2026-12-02; a later session may decide to train them).
 BLIND_NAMES = (HELDOUT8_NAME, HELDOUT9_NAME, HELDOUT10_NAME)
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7)
