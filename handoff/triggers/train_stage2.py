@@ -58,10 +58,8 @@ SEEN_HELDOUT = REPO / "tests" / "triggers" / "heldout" / "heldout.csv"
 SEEN_HELDOUT2 = REPO / "tests" / "triggers" / "heldout2" / "heldout.csv"
 SEEN_HELDOUT3 = REPO / "tests" / "triggers" / "heldout3" / "heldout.csv"
 SEEN_HELDOUT4 = REPO / "tests" / "triggers" / "heldout4" / "heldout.csv"
-SEEN_HELDOUT5 = REPO / "tests" / "triggers" / "heldout5" / "heldout.csv"
-SEEN_HELDOUT6 = REPO / "tests" / "triggers" / "heldout6" / "heldout.csv"
-SEEN_HELDOUT7 = REPO / "tests" / "triggers" / "heldout7" / "heldout.csv"
-SEEN_LATER = (SEEN_HELDOUT5, SEEN_HELDOUT6, SEEN_HELDOUT7)
+SEEN_LATER = tuple(REPO / "tests" / "triggers" / name / "heldout.csv"
+                   for name in ("heldout5", "heldout6", "heldout7"))
 # The held-out sources that may train, each scored once and reported (see the module docstring).
 SEEN_HELDOUT_SOURCE = "heldout-2026-12-01"
 SEEN_HELDOUT2_SOURCE = "heldout2-2026-12-02"
