@@ -47,17 +47,19 @@ HELDOUT7 = Path(__file__).resolve().parent / "heldout7"
 HELDOUT7_NAME = HELDOUT7.name
 # Written blind while the seventh set was unscored, channel by channel (mobile app chat, voice
 # transcript, social media message, web form) rather than by phrasing idea (its method.md and
-# README). Same labels as the fifth. Scored once (its README), not trained on yet.
+# README). Same labels as the fifth. Scored once (its README), trained on since the ninth session.
 HELDOUT8 = Path(__file__).resolve().parent / "heldout8"
 HELDOUT8_NAME = HELDOUT8.name
 # Written blind while the eighth set was scored, audience by audience (business customers,
 # citizens, elderly visitors, teenagers, people in distress) rather than by phrasing idea or
-# channel (its method.md and README). Same labels as the fifth. Scored once, not trained on yet.
+# channel (its method.md and README). Same labels as the fifth. Scored once, trained
+# on since the ninth session.
 HELDOUT9 = Path(__file__).resolve().parent / "heldout9"
 HELDOUT9_NAME = HELDOUT9.name
 # Written blind while the ninth set was unscored, situation by situation (a wrong charge, a lost
 # delivery, a move abroad...) at three message lengths rather than by phrasing idea, channel or
-# audience (its method.md and README). Same labels as the fifth. Scored once, not trained on yet.
+# audience (its method.md and README). Same labels as the fifth. Scored once, trained
+# on since the ninth session.
 HELDOUT10 = Path(__file__).resolve().parent / "heldout10"
 HELDOUT10_NAME = HELDOUT10.name
 # Sets written apart from the training text: none of their lines may repeat it.
@@ -65,11 +67,12 @@ UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
                     HELDOUT10)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10)
-# The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet
-# (the eighth to tenth, each scored once on 2026-12-02; a later session may decide to train them).
-BLIND_NAMES = (HELDOUT8_NAME, HELDOUT9_NAME, HELDOUT10_NAME)
+# The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet.
+# The eighth to tenth (each scored once on 2026-12-02) train since the ninth session; the sets
+# written blind in that session join this tuple when they are merged.
+BLIND_NAMES: tuple[str, ...] = ()
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
-LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7)
+LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
 
 
@@ -208,10 +211,11 @@ def test_training_rows_leave_out_hint3_and_every_unscored_held_out_set() -> None
             Row("u", "other", "en", "heldout8"),
             Row("j", "human", "en", "families-2026-12-02"),
             Row("f", "other", "en", "heldout-2026-12-02")]
-    # The first seven held-out sets were scored and reported, so they train, each by its own
+    # The first ten held-out sets were scored and reported, so they train, each by its own
     # source only; no later one does.
     assert [row.text for row in train_stage2.training_rows(rows)] == ["b", "e", "c", "d", "g",
-                                                                      "k", "n", "p", "r", "j"]
+                                                                      "k", "n", "p", "r", "t",
+                                                                      "j"]
     sentences = train_stage2.read_sentence_files()
     assert {row.lang for row in sentences} == set(ALL_LANGUAGES)
     assert {row.source for row in sentences} == {"stage2-train"}
@@ -251,7 +255,8 @@ def test_training_reads_the_scored_held_out_folders_and_never_the_blind_ones() -
     assert {group for group in groups if group.startswith("heldout")} == {
         "heldout-2026-12-01", "heldout2-2026-12-02", "heldout3-2026-12-02",
         "heldout4-2026-12-02", "heldout5-2026-12-02", "heldout6-2026-12-02",
-        "heldout7-2026-12-02"}
+        "heldout7-2026-12-02", "heldout8-2026-12-02", "heldout9-2026-12-02",
+        "heldout10-2026-12-02"}
     assert "families-2026-12-02" in groups
 
 
