@@ -60,14 +60,21 @@ HELDOUT9_NAME = HELDOUT9.name
 # audience (its method.md and README). Same labels as the fifth. Scored once, not trained on yet.
 HELDOUT10 = Path(__file__).resolve().parent / "heldout10"
 HELDOUT10_NAME = HELDOUT10.name
+# Written blind after the tenth set was scored once, by position in a dialogue: the visitor's reply
+# right after one of eight bot lines (misunderstood, asked, linked, cannot, form, order number,
+# sorry for the wait, anything else), rather than by phrasing idea, channel, audience or
+# situation (its method.md and README). Same labels as the fifth. Not scored yet.
+HELDOUT12 = Path(__file__).resolve().parent / "heldout12"
+HELDOUT12_NAME = HELDOUT12.name
 # Sets written apart from the training text: none of their lines may repeat it.
 UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
-                    HELDOUT10)
+                    HELDOUT10, HELDOUT12)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
-                    HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10)
+                    HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT12)
 # The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet
-# (the eighth to tenth, each scored once on 2026-12-02; a later session may decide to train them).
-BLIND_NAMES = (HELDOUT8_NAME, HELDOUT9_NAME, HELDOUT10_NAME)
+# (the eighth to tenth, each scored once on 2026-12-02; a later session may decide to train them;
+# the twelfth, not scored yet).
+BLIND_NAMES = (HELDOUT8_NAME, HELDOUT9_NAME, HELDOUT10_NAME, HELDOUT12_NAME)
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
@@ -302,9 +309,11 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
                          [(HELDOUT, 20, 40, 4), (HELDOUT2, 35, 70, 4), (HELDOUT3, 40, 80, 4),
                           (HELDOUT4, 30, 60, 4), (HELDOUT5, 35, 64, 0), (HELDOUT6, 35, 64, 0),
                           (HELDOUT7, 35, 64, 0), (HELDOUT8, 35, 64, 0),
-                          (HELDOUT9, 35, 64, 0), (HELDOUT10, 35, 64, 0)],
+                          (HELDOUT9, 35, 64, 0), (HELDOUT10, 35, 64, 0),
+                          (HELDOUT12, 35, 64, 0)],
                          ids=["heldout", "heldout2", "heldout3", "heldout4", "heldout5",
-                              "heldout6", "heldout7", "heldout8", "heldout9", "heldout10"])
+                              "heldout6", "heldout7", "heldout8", "heldout9", "heldout10",
+                              "heldout12"])
 def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int,
                                            borderlines: int) -> None:
     rows = _heldout_rows(folder)
