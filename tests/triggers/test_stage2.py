@@ -68,14 +68,20 @@ HELDOUT10_NAME = HELDOUT10.name
 # fifth. Not scored yet.
 HELDOUT11 = Path(__file__).resolve().parent / "heldout11"
 HELDOUT11_NAME = HELDOUT11.name
+# Written blind beside the eleventh, by position in a dialogue: the visitor's reply right after
+# one of eight bot lines (misunderstood, asked, linked, cannot, form, order number, sorry for
+# the wait, anything else), rather than by phrasing idea, channel, audience or situation (its
+# method.md and README). Same labels as the fifth. Not scored yet.
+HELDOUT12 = Path(__file__).resolve().parent / "heldout12"
+HELDOUT12_NAME = HELDOUT12.name
 # Sets written apart from the training text: none of their lines may repeat it.
 UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
-                    HELDOUT10, HELDOUT11)
+                    HELDOUT10, HELDOUT11, HELDOUT12)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
-                    HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11)
+                    HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11, HELDOUT12)
 # The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet.
 # The eighth to tenth (each scored once on 2026-12-02) train since the ninth session.
-BLIND_NAMES = (HELDOUT11_NAME,)
+BLIND_NAMES = (HELDOUT11_NAME, HELDOUT12_NAME)
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
@@ -313,10 +319,10 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
                           (HELDOUT4, 30, 60, 4), (HELDOUT5, 35, 64, 0), (HELDOUT6, 35, 64, 0),
                           (HELDOUT7, 35, 64, 0), (HELDOUT8, 35, 64, 0),
                           (HELDOUT9, 35, 64, 0), (HELDOUT10, 35, 64, 0),
-                          (HELDOUT11, 35, 64, 0)],
+                          (HELDOUT11, 35, 64, 0), (HELDOUT12, 35, 64, 0)],
                          ids=["heldout", "heldout2", "heldout3", "heldout4", "heldout5",
                               "heldout6", "heldout7", "heldout8", "heldout9", "heldout10",
-                              "heldout11"])
+                              "heldout11", "heldout12"])
 def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int,
                                            borderlines: int) -> None:
     rows = _heldout_rows(folder)
