@@ -240,12 +240,23 @@ def expand(
     return _normalised(_Expander(macros or {}, limit).expand(pattern))
 
 
+# Typed without the letter, German and Nordic writers spell ä, ö, ü, å, ø as ae, oe, ue, aa, oe
+# ("zurueckrufen", "faa snakke"); `normalize` folds the letter itself to a, o, u, so a phrase
+# holding one also gets its two-letter spelling. Only phrases written with such a letter do:
+# "queue" or "maar" in a message are never read as anything else.
+_DIGRAPHS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "å": "aa", "ø": "oe",
+                           "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "Å": "Aa", "Ø": "Oe"})
+
+
 def _normalised(raw: list[str]) -> list[str]:
     seen: dict[str, None] = {}
     for phrase in raw:
         normalised = normalize(phrase).strip(" ")
         if normalised:
             seen[normalised] = None
+            spelt = phrase.translate(_DIGRAPHS)
+            if spelt != phrase:
+                seen.setdefault(normalize(spelt).strip(" "), None)
     return list(seen)
 
 

@@ -30,7 +30,24 @@ def test_slots_expand_and_normalise() -> None:
     ])
     assert sorted(expand("talk to [a] person")) == ["talk to a person", "talk to person"]
     assert expand("{a|{b|c} d}") == ["a", "b d", "c d"]
-    assert expand("Ærlig {Då|}") == ["aerlig da", "aerlig"]
+    # A phrase written with å, ä, ö, ü or ø also gets the two-letter spelling of people who
+    # type without the letter; æ folds to "ae" anyway.
+    assert expand("Ærlig {Då|}") == ["aerlig da", "aerlig daa", "aerlig"]
+
+
+def test_umlauts_and_nordic_letters_also_match_their_two_letter_spelling() -> None:
+    assert sorted(expand("{zurückrufen|möglich|grüße}")) == sorted(
+        ["zuruckrufen", "zurueckrufen", "moglich", "moeglich", "grusse", "gruesse"])
+    assert sorted(expand("få snakke med en ansatt på chatten")) == sorted(
+        ["fa snakke med en ansatt pa chatten", "faa snakke med en ansatt paa chatten"])
+    assert expand("høre") == ["hore", "hoere"]
+    # Only phrases written with such a letter: "queue" and Dutch "maar" stay as they are.
+    assert expand("{queue|maar}") == ["queue", "maar"]
+    detector = HumanRequestDetector([("de", line) for line in parse_lines(
+        ["können sie mich zurückrufen"], "t")])
+    assert detector.detect_text("koennen sie mich zurueckrufen") is not None
+    assert detector.detect_text("können Sie mich zurückrufen") is not None
+    assert detector.detect_text("kennen sie mich zurueckrufen") is None
 
 
 def test_macros_nest_and_splice() -> None:
