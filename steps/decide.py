@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from handoff.core.engine import Engine
 from handoff.core.store import Decision, StateReader
 from handoff.core.triggers import Matchers
-from handoff.triggers.human_request import HumanRequestDetector
+from handoff.triggers.saved import load_detector
 from schemas.internal import AccountEvent
 from steps.deadletter import describe
 
@@ -28,8 +28,9 @@ _account_event: TypeAdapter[Any] = TypeAdapter(AccountEvent)
 
 
 def build_engine(extra_dirs: list[Path] | None = None) -> Engine:
-    """The engine with the shipped human-request phrases plus any operator folders."""
-    return Engine(Matchers(HumanRequestDetector.load(list(extra_dirs or []))))
+    """The engine with the shipped human-request phrases plus any operator folders, read back
+    from the detector's pickled copy when one was built from the same files (a restart)."""
+    return Engine(Matchers(load_detector(list(extra_dirs or []))))
 
 
 @dataclass(slots=True)
