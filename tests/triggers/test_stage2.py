@@ -87,22 +87,29 @@ HELDOUT13_NAME = HELDOUT13.name
 # fifth. Scored once (18:33), trained on since.
 HELDOUT14 = Path(__file__).resolve().parent / "heldout14"
 HELDOUT14_NAME = HELDOUT14.name
-# Written blind after the fourteenth was tuned on, by stance: per language eight stances toward
-# the bot (hedging, ultimatum, sarcasm, frustration, resignation, flattery, formal complaint,
-# urgency), each in one kind of company, with hard negatives in the same stances (its
-# method.md and README). Same labels as the fifth. Not yet scored.
+# Written blind after the fourteenth was tuned on, by regional variety: per language the
+# varieties and registers of its method.md (Austrian and Swiss German, voseo, Quebec French,
+# Indian and Nigerian English...) with hard negatives in the same varieties (its README). Same
+# labels as the fifth. Not yet scored: nothing may train on it.
+HELDOUT15 = Path(__file__).resolve().parent / "heldout15"
+HELDOUT15_NAME = HELDOUT15.name
+# Written blind beside the fifteenth, by stance: per language eight stances toward the bot
+# (hedging, ultimatum, sarcasm, frustration, resignation, flattery, formal complaint, urgency),
+# each in one kind of company, with hard negatives in the same stances (its method.md and
+# README). Same labels as the fifth. Not yet scored.
 HELDOUT16 = Path(__file__).resolve().parent / "heldout16"
 HELDOUT16_NAME = HELDOUT16.name
 # Sets written apart from the training text: none of their lines may repeat it.
 UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
-                    HELDOUT10, HELDOUT11, HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT16)
+                    HELDOUT10, HELDOUT11, HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15,
+                    HELDOUT16)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11, HELDOUT12,
-                    HELDOUT13, HELDOUT14, HELDOUT16)
+                    HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16)
 # The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet.
-# The eighth to fourteenth (each scored once on 2026-12-02) train since the ninth session; a
-# set written blind later joins this tuple when it is merged.
-BLIND_NAMES: tuple[str, ...] = (HELDOUT16_NAME,)
+# The eighth to fourteenth (each scored once on 2026-12-02) train since the ninth session; the
+# fifteenth and sixteenth are blind (scored once at the end of that session, not tuned on).
+BLIND_NAMES: tuple[str, ...] = (HELDOUT15_NAME, HELDOUT16_NAME)
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11,
                 HELDOUT12, HELDOUT13, HELDOUT14)
@@ -344,11 +351,11 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
                           (HELDOUT9, 35, 64, 0), (HELDOUT10, 35, 64, 0),
                           (HELDOUT11, 35, 64, 0), (HELDOUT12, 35, 64, 0),
                           (HELDOUT13, 35, 64, 0), (HELDOUT14, 35, 64, 0),
-                          (HELDOUT16, 35, 64, 0)],
+                          (HELDOUT15, 35, 64, 0), (HELDOUT16, 35, 64, 0)],
                          ids=["heldout", "heldout2", "heldout3", "heldout4", "heldout5",
                               "heldout6", "heldout7", "heldout8", "heldout9", "heldout10",
                               "heldout11", "heldout12", "heldout13", "heldout14",
-                              "heldout16"])
+                              "heldout15", "heldout16"])
 def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int,
                                            borderlines: int) -> None:
     rows = _heldout_rows(folder)
