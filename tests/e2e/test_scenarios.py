@@ -324,9 +324,11 @@ def test_no_answer_hands_off_with_the_defaults(deployment: Deployment) -> None:
 
 HUMAN_REQUESTS = {
     "en": ("Can I speak to a real person please?", "speak to a real person"),
-    "nb": ("Kan jeg snakke med et menneske?", "snakke med et menneske"),
+    # The earliest match is reported: since the ninth session an open line ("kan jeg snakke med"
+    # + any role) starts before the closed one.
+    "nb": ("Kan jeg snakke med et menneske?", "kan jeg snakke med"),
     "de": ("Ich möchte mit einem echten Mitarbeiter sprechen",
-           "mit einem echten mitarbeiter sprechen"),
+           "mochte mit einem echten mitarbeiter sprechen"),
     "es": ("Quiero hablar con un agente", "hablar con un agente"),
     "fr": ("Je veux parler à un conseiller", "parler a un conseiller"),
 }
