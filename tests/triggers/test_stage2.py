@@ -90,13 +90,14 @@ HELDOUT14_NAME = HELDOUT14.name
 # Written blind after the fourteenth was tuned on, by regional variety: per language the
 # varieties and registers of its method.md (Austrian and Swiss German, voseo, Quebec French,
 # Indian and Nigerian English...) with hard negatives in the same varieties (its README). Same
-# labels as the fifth. Not yet scored: nothing may train on it.
+# labels as the fifth. Scored once (2026-12-02 20:03), trained on since the tenth session.
 HELDOUT15 = Path(__file__).resolve().parent / "heldout15"
 HELDOUT15_NAME = HELDOUT15.name
 # Written blind beside the fifteenth, by stance: per language eight stances toward the bot
 # (hedging, ultimatum, sarcasm, frustration, resignation, flattery, formal complaint, urgency),
 # each in one kind of company, with hard negatives in the same stances (its method.md and
-# README). Same labels as the fifth. Not yet scored.
+# README). Same labels as the fifth. Scored once (2026-12-02 20:03), trained on since the tenth
+# session.
 HELDOUT16 = Path(__file__).resolve().parent / "heldout16"
 HELDOUT16_NAME = HELDOUT16.name
 # Sets written apart from the training text: none of their lines may repeat it.
@@ -108,11 +109,11 @@ HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16)
 # The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet.
 # The eighth to fourteenth (each scored once on 2026-12-02) train since the ninth session; the
-# fifteenth and sixteenth are blind (scored once at the end of that session, not tuned on).
-BLIND_NAMES: tuple[str, ...] = (HELDOUT15_NAME, HELDOUT16_NAME)
+# fifteenth and sixteenth (scored once at its end, 20:03) since the tenth.
+BLIND_NAMES: tuple[str, ...] = ()
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11,
-                HELDOUT12, HELDOUT13, HELDOUT14)
+                HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
 
 
@@ -297,7 +298,8 @@ def test_training_reads_the_scored_held_out_folders_and_never_the_blind_ones() -
         "heldout4-2026-12-02", "heldout5-2026-12-02", "heldout6-2026-12-02",
         "heldout7-2026-12-02", "heldout8-2026-12-02", "heldout9-2026-12-02",
         "heldout10-2026-12-02", "heldout11-2026-12-02", "heldout12-2026-12-02",
-        "heldout13-2026-12-02", "heldout14-2026-12-02"}
+        "heldout13-2026-12-02", "heldout14-2026-12-02", "heldout15-2026-12-02",
+        "heldout16-2026-12-02"}
     assert "families-2026-12-02" in groups
 
 
