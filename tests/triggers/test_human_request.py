@@ -178,6 +178,7 @@ NEGATIVE = {
         "I was refunded already, thanks",
         "I talked to a human yesterday",
         "Is there a human reviewing refunds?",
+        "is there a human on the other end?",
         "I'm a real person, not a bot",
         "Please don't escalate this",
         "The live chat widget is broken",
@@ -226,6 +227,7 @@ NEGATIVE = {
     "de": [
         "Bist du ein Mensch?",
         "Spreche ich mit einem Roboter?",
+        "Spreche ich mit einem echten Menschen?",
         "Wie sind Ihre Öffnungszeiten?",
         "Wie lautet die Telefonnummer des Kundenservice?",
         "Ich möchte nicht mit einem Menschen sprechen",
@@ -236,6 +238,7 @@ NEGATIVE = {
         "Das ist kein echter Kundenservice",
     ],
     "es": [
+        "¿Eres un ser humano de verdad?",
         "¿Eres un humano?",
         "¿Estoy hablando con un robot?",
         "¿Cuál es el horario de atención?",
