@@ -380,6 +380,14 @@ def test_only_long_unknown_words_holding_a_request_word_are_split(
     assert readings[0] == (" ok speak to a human ", ((4, 20),))
 
 
+@pytest.mark.parametrize("text", ["Kan jeg endre leveringsadressen min?",
+                                  "Hvor lang er leveringstiden?"])
+def test_everyday_compounds_are_not_split(detector: HumanRequestDetector, text: str) -> None:
+    # Each reading is matched again with typo correction, several times a plain message's cost:
+    # "rings" in an English line once read "leveringsadressen" as "leve rings adresse n".
+    assert detector.split_glued(normalize(text)) == []
+
+
 # Requests whose middle (a department, a role, a time) no list holds: the phrase files' " ... "
 # lines catch them without the second stage; reports and errands with the same frame do not.
 OPEN_MIDDLE = [
