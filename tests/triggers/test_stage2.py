@@ -99,17 +99,25 @@ HELDOUT15_NAME = HELDOUT15.name
 # README). Same labels as the fifth. Not yet scored.
 HELDOUT16 = Path(__file__).resolve().parent / "heldout16"
 HELDOUT16_NAME = HELDOUT16.name
+# Written blind beside the sixteenth's successors, by writer: per language six non-native or
+# code-switching writer profiles (learners translating word by word, English mixed in, a
+# neighbouring language's spelling, no diacritics, dated formal wording, translation-app
+# output), each with its own kind of company (its method.md and README). Same labels as the
+# fifth. Not yet scored.
+HELDOUT17 = Path(__file__).resolve().parent / "heldout17"
+HELDOUT17_NAME = HELDOUT17.name
 # Sets written apart from the training text: none of their lines may repeat it.
 UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
                     HELDOUT10, HELDOUT11, HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15,
-                    HELDOUT16)
+                    HELDOUT16, HELDOUT17)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11, HELDOUT12,
-                    HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16)
+                    HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16, HELDOUT17)
 # The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet.
 # The eighth to fourteenth (each scored once on 2026-12-02) train since the ninth session; the
 # fifteenth and sixteenth are blind (scored once at the end of that session, not tuned on).
-BLIND_NAMES: tuple[str, ...] = (HELDOUT15_NAME, HELDOUT16_NAME)
+# The seventeenth is blind too (written by writer profile, not yet scored).
+BLIND_NAMES: tuple[str, ...] = (HELDOUT15_NAME, HELDOUT16_NAME, HELDOUT17_NAME)
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11,
                 HELDOUT12, HELDOUT13, HELDOUT14)
@@ -351,11 +359,12 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
                           (HELDOUT9, 35, 64, 0), (HELDOUT10, 35, 64, 0),
                           (HELDOUT11, 35, 64, 0), (HELDOUT12, 35, 64, 0),
                           (HELDOUT13, 35, 64, 0), (HELDOUT14, 35, 64, 0),
-                          (HELDOUT15, 35, 64, 0), (HELDOUT16, 35, 64, 0)],
+                          (HELDOUT15, 35, 64, 0), (HELDOUT16, 35, 64, 0),
+                          (HELDOUT17, 35, 64, 0)],
                          ids=["heldout", "heldout2", "heldout3", "heldout4", "heldout5",
                               "heldout6", "heldout7", "heldout8", "heldout9", "heldout10",
                               "heldout11", "heldout12", "heldout13", "heldout14",
-                              "heldout15", "heldout16"])
+                              "heldout15", "heldout16", "heldout17"])
 def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int,
                                            borderlines: int) -> None:
     rows = _heldout_rows(folder)
