@@ -100,6 +100,13 @@ HELDOUT15_NAME = HELDOUT15.name
 # session.
 HELDOUT16 = Path(__file__).resolve().parent / "heldout16"
 HELDOUT16_NAME = HELDOUT16.name
+# Written blind in the tenth session, by writer: per language six non-native or
+# code-switching writer profiles (learners translating word by word, English mixed in, a
+# neighbouring language's spelling, no diacritics, dated formal wording, translation-app
+# output), each with its own kind of company (its method.md and README). Same labels as the
+# fifth. Not yet scored.
+HELDOUT17 = Path(__file__).resolve().parent / "heldout17"
+HELDOUT17_NAME = HELDOUT17.name
 # Written blind beside the seventeenth, by task: per language eight things a visitor believes
 # only staff can do (approve an exception, check by hand, look at a photo, judge, undo a staff
 # mistake, negotiate, confirm in writing, a case the bot failed twice), each in one kind of
@@ -110,15 +117,15 @@ HELDOUT18_NAME = HELDOUT18.name
 # Sets written apart from the training text: none of their lines may repeat it.
 UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
                     HELDOUT10, HELDOUT11, HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15,
-                    HELDOUT16, HELDOUT18)
+                    HELDOUT16, HELDOUT17, HELDOUT18)
 HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11, HELDOUT12,
-                    HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16, HELDOUT18)
+                    HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16, HELDOUT17, HELDOUT18)
 # The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet.
 # The eighth to fourteenth (each scored once on 2026-12-02) train since the ninth session; the
 # fifteenth and sixteenth (scored once at its end, 20:03) since the tenth. The seventeenth and
-# eighteenth, written blind in the tenth, are unscored.
-BLIND_NAMES: tuple[str, ...] = (HELDOUT18_NAME,)
+# eighteenth, written in the tenth, are not yet scored.
+BLIND_NAMES: tuple[str, ...] = (HELDOUT17_NAME, HELDOUT18_NAME)
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11,
                 HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16)
@@ -362,11 +369,11 @@ def test_check_csv_is_built_from_its_sentence_files_and_trains() -> None:
                           (HELDOUT11, 35, 64, 0), (HELDOUT12, 35, 64, 0),
                           (HELDOUT13, 35, 64, 0), (HELDOUT14, 35, 64, 0),
                           (HELDOUT15, 35, 64, 0), (HELDOUT16, 35, 64, 0),
-                          (HELDOUT18, 35, 64, 0)],
+                          (HELDOUT17, 35, 64, 0), (HELDOUT18, 35, 64, 0)],
                          ids=["heldout", "heldout2", "heldout3", "heldout4", "heldout5",
                               "heldout6", "heldout7", "heldout8", "heldout9", "heldout10",
                               "heldout11", "heldout12", "heldout13", "heldout14",
-                              "heldout15", "heldout16", "heldout18"])
+                              "heldout15", "heldout16", "heldout17", "heldout18"])
 def test_heldout_set_covers_every_language(folder: Path, humans: int, others: int,
                                            borderlines: int) -> None:
     rows = _heldout_rows(folder)
