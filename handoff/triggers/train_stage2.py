@@ -10,9 +10,9 @@ the worker does not.  Inputs, all labelled ``text,label,lang[,source]``:
   README);
 * the sentences written for this project (``tests/triggers/data/handwritten.csv``) and the
   ones written for this stage (``tests/triggers/stage2_train/<lang>.txt``);
-* the first to sixteenth held-out sets (``tests/triggers/heldout/``, source
-  ``heldout-2026-12-01``; ``tests/triggers/heldout2/`` to ``heldout16/``, sources
-  ``heldout2-2026-12-02`` to ``heldout16-2026-12-02``) and the check set of 2026-12-02
+* the first to eighteenth held-out sets (``tests/triggers/heldout/``, source
+  ``heldout-2026-12-01``; ``tests/triggers/heldout2/`` to ``heldout18/``, sources
+  ``heldout2-2026-12-02`` to ``heldout18-2026-12-02``) and the check set of 2026-12-02
   (``tests/triggers/check/``): each scored once and reported, so they are seen data now and
   train like the others;
 * the sentences written for the families behind the second held-out set's misses
@@ -61,7 +61,7 @@ SEEN_HELDOUT4 = REPO / "tests" / "triggers" / "heldout4" / "heldout.csv"
 SEEN_LATER = tuple(REPO / "tests" / "triggers" / name / "heldout.csv"
                    for name in ("heldout5", "heldout6", "heldout7", "heldout8", "heldout9",
                                 "heldout10", "heldout11", "heldout12", "heldout13", "heldout14",
-                                "heldout15", "heldout16"))
+                                "heldout15", "heldout16", "heldout17", "heldout18"))
 # The held-out sources that may train, each scored once and reported (see the module docstring).
 SEEN_HELDOUT_SOURCE = "heldout-2026-12-01"
 SEEN_HELDOUT2_SOURCE = "heldout2-2026-12-02"

@@ -104,14 +104,14 @@ HELDOUT16_NAME = HELDOUT16.name
 # code-switching writer profiles (learners translating word by word, English mixed in, a
 # neighbouring language's spelling, no diacritics, dated formal wording, translation-app
 # output), each with its own kind of company (its method.md and README). Same labels as the
-# fifth. Not yet scored.
+# fifth. Scored once (2026-12-02 21:59), then trained on.
 HELDOUT17 = Path(__file__).resolve().parent / "heldout17"
 HELDOUT17_NAME = HELDOUT17.name
 # Written blind beside the seventeenth, by task: per language eight things a visitor believes
 # only staff can do (approve an exception, check by hand, look at a photo, judge, undo a staff
 # mistake, negotiate, confirm in writing, a case the bot failed twice), each in one kind of
 # company, with hard negatives around the same tasks (its method.md and README). Same labels
-# as the fifth. Not yet scored.
+# as the fifth. Scored once (2026-12-02 21:59), then trained on.
 HELDOUT18 = Path(__file__).resolve().parent / "heldout18"
 HELDOUT18_NAME = HELDOUT18.name
 # Sets written apart from the training text: none of their lines may repeat it.
@@ -123,12 +123,13 @@ HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
                     HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16, HELDOUT17, HELDOUT18)
 # The sets the trainer, the evaluator and the proxy must never name: nothing trains on them yet.
 # The eighth to fourteenth (each scored once on 2026-12-02) train since the ninth session; the
-# fifteenth and sixteenth (scored once at its end, 20:03) since the tenth. The seventeenth and
-# eighteenth, written in the tenth, are not yet scored.
-BLIND_NAMES: tuple[str, ...] = (HELDOUT17_NAME, HELDOUT18_NAME)
+# fifteenth and sixteenth (scored once at its end, 20:03) since the tenth, and the seventeenth
+# and eighteenth (written and scored once in the tenth, 21:59) since its last retrain.
+BLIND_NAMES: tuple[str, ...] = ()
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11,
-                HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16)
+                HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15, HELDOUT16, HELDOUT17,
+                HELDOUT18)
 ALL_LANGUAGES = ("en", "nb", "nn", "sv", "da", "de", "es", "fr", "it", "nl", "pt")
 
 
@@ -314,7 +315,7 @@ def test_training_reads_the_scored_held_out_folders_and_never_the_blind_ones() -
         "heldout7-2026-12-02", "heldout8-2026-12-02", "heldout9-2026-12-02",
         "heldout10-2026-12-02", "heldout11-2026-12-02", "heldout12-2026-12-02",
         "heldout13-2026-12-02", "heldout14-2026-12-02", "heldout15-2026-12-02",
-        "heldout16-2026-12-02"}
+        "heldout16-2026-12-02", "heldout17-2026-12-02", "heldout18-2026-12-02"}
     assert "families-2026-12-02" in groups
 
 
