@@ -134,12 +134,14 @@ def start_polled(worker: Worker, port: int) -> Polls:
             try:
                 status, body = get(port, "/health/ready")
             except OSError:  # the web server is not listening yet
-                time.sleep(0.05)
+                time.sleep(0.005)
                 continue
             recovered = b"Worker ready" in worker.log_path.read_bytes()
             polls.ready.append((status, orjson.loads(body), recovered))
             polls.live.append(get(port, "/health/live")[0])
-            time.sleep(0.05)
+            # A restart with little state is ready some 50 ms after the web server listens
+            # (the detector now loads from its pickled copy): poll often enough to see it.
+            time.sleep(0.005)
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
