@@ -35,85 +35,71 @@ HELDOUT4 = Path(__file__).resolve().parent / "heldout4"
 # labels "are you a human?" and contact details `other` (no borderline rows), see its README.
 # Scored once (its README), then trained on like the sets before it.
 HELDOUT5 = Path(__file__).resolve().parent / "heldout5"
-HELDOUT5_NAME = HELDOUT5.name
 # Written blind while the fifth set was being tuned on, from visitors' whole conversations rather
 # than a list of phrasings (its README); same labels as the fifth. Scored once, then trained on.
 HELDOUT6 = Path(__file__).resolve().parent / "heldout6"
-HELDOUT6_NAME = HELDOUT6.name
 # Written blind while the sixth set was scored, by a red team: each language's list of the ways a
 # phrase-list detector would miss a request or be fooled came first, then the rows (its
 # method.md and README). Same labels as the fifth. Scored once, then trained on.
 HELDOUT7 = Path(__file__).resolve().parent / "heldout7"
-HELDOUT7_NAME = HELDOUT7.name
 # Written blind while the seventh set was unscored, channel by channel (mobile app chat, voice
 # transcript, social media message, web form) rather than by phrasing idea (its method.md and
 # README). Same labels as the fifth. Scored once (its README), trained on since the ninth session.
 HELDOUT8 = Path(__file__).resolve().parent / "heldout8"
-HELDOUT8_NAME = HELDOUT8.name
 # Written blind while the eighth set was scored, audience by audience (business customers,
 # citizens, elderly visitors, teenagers, people in distress) rather than by phrasing idea or
 # channel (its method.md and README). Same labels as the fifth. Scored once, trained
 # on since the ninth session.
 HELDOUT9 = Path(__file__).resolve().parent / "heldout9"
-HELDOUT9_NAME = HELDOUT9.name
 # Written blind while the ninth set was unscored, situation by situation (a wrong charge, a lost
 # delivery, a move abroad...) at three message lengths rather than by phrasing idea, channel or
 # audience (its method.md and README). Same labels as the fifth. Scored once, trained
 # on since the ninth session.
 HELDOUT10 = Path(__file__).resolve().parent / "heldout10"
-HELDOUT10_NAME = HELDOUT10.name
 # Written blind while the tenth set was unscored, by typing habit (fat fingers, autocorrect,
 # missing diacritics, dictation, run-together words, shorthand, caps, learners) rather than by
 # phrasing idea, channel, audience or situation (its method.md and README). Same labels as the
 # fifth. Scored once (18:08), trained on since.
 HELDOUT11 = Path(__file__).resolve().parent / "heldout11"
-HELDOUT11_NAME = HELDOUT11.name
 # Written blind beside the eleventh, by position in a dialogue: the visitor's reply right after
 # one of eight bot lines (misunderstood, asked, linked, cannot, form, order number, sorry for
 # the wait, anything else), rather than by phrasing idea, channel, audience or situation (its
 # method.md and README). Same labels as the fifth. Scored once (18:08), trained on since.
 HELDOUT12 = Path(__file__).resolve().parent / "heldout12"
-HELDOUT12_NAME = HELDOUT12.name
 # Written blind after the twelfth was tuned on, by trade: per language ten kinds of business and
 # the staff roles and desks a visitor would name in that trade's words, with hard negatives on
 # the same roles (its method.md and README). Same labels as the fifth. Scored once (18:32),
 # trained on since.
 HELDOUT13 = Path(__file__).resolve().parent / "heldout13"
-HELDOUT13_NAME = HELDOUT13.name
 # Written blind beside the thirteenth, as crowd-workers of a public intent dataset would: short
 # paraphrases of "reach a human agent" and of twelve neighbouring intents (contact details,
 # hours, complain, cancel, is it a bot...), rather than by phrasing idea, channel, audience,
 # situation, typing habit or dialogue position (its method.md and README). Same labels as the
 # fifth. Scored once (18:33), trained on since.
 HELDOUT14 = Path(__file__).resolve().parent / "heldout14"
-HELDOUT14_NAME = HELDOUT14.name
 # Written blind after the fourteenth was tuned on, by regional variety: per language the
 # varieties and registers of its method.md (Austrian and Swiss German, voseo, Quebec French,
 # Indian and Nigerian English...) with hard negatives in the same varieties (its README). Same
 # labels as the fifth. Scored once (2026-12-02 20:03), trained on since the tenth session.
 HELDOUT15 = Path(__file__).resolve().parent / "heldout15"
-HELDOUT15_NAME = HELDOUT15.name
 # Written blind beside the fifteenth, by stance: per language eight stances toward the bot
 # (hedging, ultimatum, sarcasm, frustration, resignation, flattery, formal complaint, urgency),
 # each in one kind of company, with hard negatives in the same stances (its method.md and
 # README). Same labels as the fifth. Scored once (2026-12-02 20:03), trained on since the tenth
 # session.
 HELDOUT16 = Path(__file__).resolve().parent / "heldout16"
-HELDOUT16_NAME = HELDOUT16.name
 # Written blind in the tenth session, by writer: per language six non-native or
 # code-switching writer profiles (learners translating word by word, English mixed in, a
 # neighbouring language's spelling, no diacritics, dated formal wording, translation-app
 # output), each with its own kind of company (its method.md and README). Same labels as the
 # fifth. Scored once (2026-12-02 21:59), then trained on.
 HELDOUT17 = Path(__file__).resolve().parent / "heldout17"
-HELDOUT17_NAME = HELDOUT17.name
 # Written blind beside the seventeenth, by task: per language eight things a visitor believes
 # only staff can do (approve an exception, check by hand, look at a photo, judge, undo a staff
 # mistake, negotiate, confirm in writing, a case the bot failed twice), each in one kind of
 # company, with hard negatives around the same tasks (its method.md and README). Same labels
 # as the fifth. Scored once (2026-12-02 21:59), then trained on.
 HELDOUT18 = Path(__file__).resolve().parent / "heldout18"
-HELDOUT18_NAME = HELDOUT18.name
 # Sets written apart from the training text: none of their lines may repeat it.
 UNSCORED_FOLDERS = (HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9,
                     HELDOUT10, HELDOUT11, HELDOUT12, HELDOUT13, HELDOUT14, HELDOUT15,
@@ -125,6 +111,7 @@ HELD_OUT_FOLDERS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6,
 # The eighth to fourteenth (each scored once on 2026-12-02) train since the ninth session; the
 # fifteenth and sixteenth (scored once at its end, 20:03) since the tenth, and the seventeenth
 # and eighteenth (written and scored once in the tenth, 21:59) since its last retrain.
+# A new blind set goes in by its folder name (`HELDOUT19.name`).
 BLIND_NAMES: tuple[str, ...] = ()
 # Scored once each and reported, then trained on (train_stage2.SEEN_LATER).
 LATER_SCORED = (HELDOUT5, HELDOUT6, HELDOUT7, HELDOUT8, HELDOUT9, HELDOUT10, HELDOUT11,
